@@ -1,0 +1,192 @@
+"""Build the ASGI application: routes, error handling and lifespan wiring."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from daylite import extensions
+from daylite.admission import GuardFactory
+from daylite.api import health, inference, models, requests
+from daylite.api.responses import error_response
+from daylite.auth import KeyStore
+from daylite.backends.base import Backend
+from daylite.backends.openai_compat import OpenAICompatBackend
+from daylite.backends.simulated import SimulatedBackend
+from daylite.catalog import SIMULATED, Catalog
+from daylite.clock import Clock, SystemClock
+from daylite.errors import (
+    DayliteError,
+    InvalidRequestError,
+    MethodNotAllowedError,
+    NotFoundError,
+)
+from daylite.ids import new_id
+from daylite.logs import request_context
+from daylite.metering.ledger import LedgerWriter
+from daylite.pipeline import Gateway
+from daylite.settings import Settings
+from daylite.storage.db import create_engine
+
+log = logging.getLogger(__name__)
+
+
+def _backends(catalog: Catalog) -> dict[str, Backend]:
+    backends: dict[str, Backend] = {}
+    for model in catalog.models.values():
+        for route in model.routes:
+            name = route.backend.name
+            if name in backends:
+                continue
+            if name == SIMULATED:
+                backends[name] = SimulatedBackend()
+            else:
+                backends[name] = OpenAICompatBackend(route.backend)
+    return backends
+
+
+def _inference(endpoint: str) -> Callable[[Request], Any]:
+    async def endpoint_handler(request: Request) -> Response:
+        return await inference.handle(request, endpoint)
+
+    return endpoint_handler
+
+
+def _routes() -> list[Route]:
+    table: list[tuple[str, Any, list[str]]] = [
+        ("/v1/chat/completions", _inference("chat"), ["POST"]),
+        ("/v1/completions", _inference("completions"), ["POST"]),
+        ("/v1/embeddings", _inference("embeddings"), ["POST"]),
+        ("/v1/models", models.list_models, ["GET"]),
+        ("/v1/models/{model_id:path}", models.get_model, ["GET"]),
+        ("/v1/requests/{request_id}", requests.get_request, ["GET"]),
+        ("/healthz", health.healthz, ["GET"]),
+        ("/readyz", health.readyz, ["GET"]),
+    ]
+    routes = []
+    for path, handler, methods in table:
+        routes.append(Route(path, handler, methods=methods))
+        if path.startswith("/v1/"):
+            # Clients often add a trailing slash; the same handler answers both.
+            routes.append(Route(path + "/", handler, methods=methods))
+    return routes
+
+
+async def _daylite_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DayliteError)
+    context = request_context.get() or {}
+    return error_response(exc, context.get("request_id"))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        error: DayliteError = NotFoundError(
+            f"Unknown route {request.method} {request.url.path}; "
+            "the API lives under /v1 (see the README)."
+        )
+    elif exc.status_code == 405:
+        error = MethodNotAllowedError(
+            f"Method {request.method} is not allowed on {request.url.path}."
+        )
+        return error_response(error, extra=dict(exc.headers or {}))
+    else:
+        error = InvalidRequestError(str(exc.detail))
+    return error_response(error)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc)
+    return error_response(DayliteError("The gateway failed unexpectedly."))
+
+
+class _RequestIdMiddleware:
+    """Give management requests a request id and log context too."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = request_context.set({"request_id": new_id("req")})
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            request_context.reset(token)
+
+
+def build_app(
+    settings: Settings,
+    catalog: Catalog,
+    *,
+    clock: Clock | None = None,
+    guard_factories: Sequence[GuardFactory] | None = None,
+    extra_routes: Sequence[Route] | None = None,
+) -> Starlette:
+    clock = clock or SystemClock()
+    if guard_factories is None:
+        guard_factories = extensions.guard_factories()
+    if extra_routes is None:
+        extra_routes = extensions.extra_routes()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_engine(settings.resolved_database_url)
+        writer = LedgerWriter(engine)
+        writer.start()
+        keys = KeyStore(engine, clock)
+        backends = _backends(catalog)
+        app.state.engine = engine
+        app.state.clock = clock
+        app.state.settings = settings
+        app.state.gateway = Gateway(
+            settings=settings,
+            catalog=catalog,
+            backends=backends,
+            keys=keys,
+            ledger=writer,
+            guards=[factory(engine, settings, clock) for factory in guard_factories],
+            clock=clock,
+        )
+        flusher = asyncio.create_task(_flush_last_used(keys))
+        try:
+            yield
+        finally:
+            flusher.cancel()
+            await writer.stop()
+            await keys.flush_last_used()
+            for backend in backends.values():
+                await backend.close()
+            await engine.dispose()
+
+    return Starlette(
+        routes=[*_routes(), *extra_routes],
+        lifespan=lifespan,
+        exception_handlers={
+            DayliteError: _daylite_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        middleware=[Middleware(_RequestIdMiddleware)],
+    )
+
+
+async def _flush_last_used(keys: KeyStore) -> None:
+    while True:
+        await asyncio.sleep(5)
+        try:
+            await keys.flush_last_used()
+        except Exception:
+            log.exception("could not record key last-use times")

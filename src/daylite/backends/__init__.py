@@ -1,0 +1,1 @@
+"""Backends: where a model's requests are sent."""

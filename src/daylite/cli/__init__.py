@@ -1,0 +1,1 @@
+"""The ``daylite`` command for operators."""

@@ -1,0 +1,1 @@
+"""Persistence: the database engine, its tables and their migrations."""
