@@ -8,17 +8,15 @@ A refusal by a later guard releases the holds the earlier ones gave.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from daylite.auth import Principal
 from daylite.catalog import Model
-from daylite.clock import Clock
 from daylite.metering.ledger import LedgerEntry
-from daylite.settings import Settings
 
 
 @dataclass(slots=True)
@@ -52,9 +50,6 @@ class Hold(Protocol):
 class Guard(Protocol):
     async def admit(self, call: Call) -> Hold | None:
         """Reserve ``call.worst_case_pico`` or raise the refusal."""
-
-
-GuardFactory = Callable[[AsyncEngine, Settings, Clock], Guard]
 
 
 async def admit_all(guards: Sequence[Guard], call: Call) -> list[Hold]:

@@ -16,7 +16,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from daylite import extensions
-from daylite.admission import GuardFactory
 from daylite.api import health, inference, models, requests
 from daylite.api.responses import error_response
 from daylite.auth import KeyStore
@@ -31,6 +30,7 @@ from daylite.errors import (
     MethodNotAllowedError,
     NotFoundError,
 )
+from daylite.extensions import Extension, ExtensionFactory, Services
 from daylite.ids import new_id
 from daylite.logs import request_context
 from daylite.metering.ledger import LedgerWriter
@@ -132,14 +132,12 @@ def build_app(
     catalog: Catalog,
     *,
     clock: Clock | None = None,
-    guard_factories: Sequence[GuardFactory] | None = None,
-    extra_routes: Sequence[Route] | None = None,
+    factories: Sequence[ExtensionFactory] | None = None,
 ) -> Starlette:
+    """The whole product; ``factories`` defaults to every extension there is."""
     clock = clock or SystemClock()
-    if guard_factories is None:
-        guard_factories = extensions.guard_factories()
-    if extra_routes is None:
-        extra_routes = extensions.extra_routes()
+    if factories is None:
+        factories = extensions.factories()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -148,6 +146,9 @@ def build_app(
         writer.start()
         keys = KeyStore(engine, clock)
         backends = _backends(catalog)
+        services = Services(engine, settings, clock, keys, catalog)
+        parts: list[Extension] = [factory(services) for factory in factories]
+        app.state.extensions = {part.name: part for part in parts}
         app.state.engine = engine
         app.state.clock = clock
         app.state.settings = settings
@@ -157,14 +158,19 @@ def build_app(
             backends=backends,
             keys=keys,
             ledger=writer,
-            guards=[factory(engine, settings, clock) for factory in guard_factories],
+            guards=[part.guard for part in parts if part.guard is not None],
+            ledger_hooks=[part.ledger_hook for part in parts if part.ledger_hook],
             clock=clock,
         )
+        for part in parts:
+            await part.start()
         flusher = asyncio.create_task(_flush_last_used(keys))
         try:
             yield
         finally:
             flusher.cancel()
+            for part in reversed(parts):
+                await part.stop()
             await writer.stop()
             await keys.flush_last_used()
             for backend in backends.values():
@@ -172,7 +178,7 @@ def build_app(
             await engine.dispose()
 
     return Starlette(
-        routes=[*_routes(), *extra_routes],
+        routes=[*_routes(), *extensions.routes()],
         lifespan=lifespan,
         exception_handlers={
             DayliteError: _daylite_error,

@@ -1,15 +1,59 @@
-"""The admission guards and management routes that make up the full product."""
+"""The parts of the product beyond the core proxy, and the one list that wires them.
+
+An extension (budgets, usage, billing) may bring an admission guard, a hook
+that runs inside every ledger transaction, background work with a start and a
+stop, and HTTP routes. Routes are fixed when the app is built; the runtime half
+is made in the lifespan, once the database engine exists, and handlers find it
+as ``request.app.state.extensions[name]``.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import Route
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
-from daylite.admission import GuardFactory
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.routing import BaseRoute
+
+from daylite.admission import Guard
+from daylite.auth import KeyStore
+from daylite.catalog import Catalog
+from daylite.clock import Clock
+from daylite.metering.ledger import SettleHook
+from daylite.settings import Settings
 
 
-def guard_factories() -> list[GuardFactory]:
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What an extension may use; built once per process in the lifespan."""
+
+    engine: AsyncEngine
+    settings: Settings
+    clock: Clock
+    keys: KeyStore
+    catalog: Catalog
+
+
+class Extension(Protocol):
+    name: str
+    guard: Guard | None
+    ledger_hook: SettleHook | None
+
+    async def start(self) -> None:
+        """Begin background work; called once the app is ready to serve."""
+
+    async def stop(self) -> None:
+        """Finish background work; called on shutdown."""
+
+
+ExtensionFactory = Callable[[Services], Extension]
+
+
+def factories() -> list[ExtensionFactory]:
+    """Extensions in admission order: the first guard refuses first."""
     return []
 
 
-def extra_routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     return []

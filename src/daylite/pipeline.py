@@ -29,7 +29,7 @@ from daylite.metering.estimate import (
     input_bound,
     output_bound,
 )
-from daylite.metering.ledger import LedgerEntry, LedgerWriter
+from daylite.metering.ledger import LedgerEntry, LedgerWriter, SettleHook
 from daylite.metering.pricing import TokenCount, cost_pico, count_from_usage
 from daylite.money import format_usd
 from daylite.routing import first_answer
@@ -122,6 +122,7 @@ class Gateway:
         ledger: LedgerWriter,
         guards: Sequence[Guard],
         clock: Clock,
+        ledger_hooks: Sequence[SettleHook] = (),
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -129,6 +130,7 @@ class Gateway:
         self.keys = keys
         self.ledger = ledger
         self.guards = list(guards)
+        self.ledger_hooks = list(ledger_hooks)
         self.clock = clock
         self.timeouts = Timeouts(
             connect=settings.connect_timeout,
@@ -311,7 +313,8 @@ class Gateway:
     async def record(self, draft: Draft, entry: LedgerEntry) -> None:
         """Commit ``entry`` with its holds' settlement, then free the holds."""
         try:
-            await self.ledger.write(entry, [hold.settle for hold in draft.holds])
+            hooks = [hold.settle for hold in draft.holds]
+            await self.ledger.write(entry, [*hooks, *self.ledger_hooks])
         finally:
             await release_all(draft.holds)
             draft.holds = []

@@ -17,7 +17,7 @@ def alembic_config() -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
     """Bring the schema behind ``engine`` to ``revision``."""
 
     def run(connection: Any) -> None:

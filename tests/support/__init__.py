@@ -1,0 +1,1 @@
+"""Helpers that run the real gateway for tests."""

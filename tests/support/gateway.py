@@ -1,0 +1,193 @@
+"""Run a real Daylite gateway on 127.0.0.1 for a test, in a background thread.
+
+The gateway is built exactly as ``daylite serve`` builds it, with the config
+text and settings a test chooses, and an injectable clock. Clients talk to it
+over real HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sqlite3
+import threading
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import uvicorn
+
+from daylite.app import build_app
+from daylite.catalog import build_catalog
+from daylite.clock import Clock
+from daylite.runtime import prepare_database
+from daylite.settings import Settings
+
+DEFAULT_MODELS = """
+[models."llama-3.3-70b"]
+context_length = 131072
+input = "0.30"
+output = "0.50"
+batch_input = "0.20"
+batch_output = "0.35"
+routes = [{ backend = "primary" }]
+
+[models."llama-3.1-8b"]
+context_length = 131072
+input = "0.04"
+output = "0.06"
+batch_input = "0.03"
+batch_output = "0.04"
+routes = [{ backend = "primary" }]
+
+[models."deepseek-v3"]
+context_length = 131072
+input = "0.35"
+output = "1.00"
+batch_input = "0.25"
+batch_output = "0.70"
+routes = [{ backend = "primary" }]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def config_for(*backend_urls: str, models: str = DEFAULT_MODELS) -> str:
+    """Config text with backends named primary, secondary, ... in that order."""
+    names = ["primary", "secondary", "tertiary"]
+    tables = [
+        f'[backends.{names[i]}]\nbase_url = "{url}"\n'
+        for i, url in enumerate(backend_urls)
+    ]
+    if len(backend_urls) > 1:
+        routes = ", ".join(
+            f'{{ backend = "{names[i]}", priority = {i + 1} }}'
+            for i in range(len(backend_urls))
+        )
+        models = models.replace(
+            'routes = [{ backend = "primary" }]', f"routes = [{routes}]"
+        )
+    return "\n".join(tables) + models
+
+
+def test_database_url(data_dir: Path) -> str:
+    return os.environ.get("DAYLITE_TEST_DATABASE_URL") or (
+        f"sqlite+aiosqlite:///{data_dir / 'daylite.db'}"
+    )
+
+
+class GatewayServer:
+    """One gateway process-in-a-thread with its own data directory."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        config_text: str,
+        *,
+        clock: Clock | None = None,
+        **settings: Any,
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.settings = replace(
+            Settings(),
+            data_dir=data_dir,
+            database_url=settings.pop("database_url", test_database_url(data_dir)),
+            host="127.0.0.1",
+            port=self.port,
+            **settings,
+        )
+        self.catalog = build_catalog(tomllib.loads(config_text), "test config")
+        self.clock = clock
+        self.key = ""
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/v1"
+
+    def start(self) -> GatewayServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        issued = asyncio.run(prepare_database(self.settings))
+        if issued is not None:
+            self.key = issued.secret
+        app = build_app(self.settings, self.catalog, clock=self.clock)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            log_config=None,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.02)
+        self.app = app
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=15)
+            self._server = None
+
+    def __enter__(self) -> GatewayServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- clients --------------------------------------------------------------
+
+    def client(self, key: str | None = None, **kwargs: Any) -> openai.OpenAI:
+        kwargs.setdefault("max_retries", 0)
+        return openai.OpenAI(base_url=self.url, api_key=key or self.key, **kwargs)
+
+    def http(self, key: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url,
+            headers={"authorization": f"Bearer {key or self.key}"},
+            timeout=30,
+        )
+
+    # -- direct reads of the database, to check what was stored ----------------
+
+    def sql(
+        self, query: str, params: Mapping[str, Any] | tuple[Any, ...] = ()
+    ) -> list[Any]:
+        url = self.settings.database_url
+        if url.startswith("sqlite"):
+            path = url.split(":///", 1)[1]
+            with sqlite3.connect(path) as connection:
+                connection.row_factory = sqlite3.Row
+                return list(connection.execute(query, params).fetchall())
+        import psycopg  # type: ignore[import-not-found]
+
+        with psycopg.connect(url.replace("+asyncpg", "")) as connection:
+            return list(connection.execute(query, params).fetchall())
+
+    def ledger(self, request_id: str) -> sqlite3.Row:
+        rows = self.sql("SELECT * FROM ledger WHERE id = ?", (request_id,))
+        assert len(rows) == 1, f"expected one ledger entry for {request_id}"
+        return rows[0]
