@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -133,6 +133,7 @@ def build_app(
     *,
     clock: Clock | None = None,
     factories: Sequence[ExtensionFactory] | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> Starlette:
     """The whole product; ``factories`` defaults to every extension there is."""
     clock = clock or SystemClock()
@@ -146,7 +147,7 @@ def build_app(
         writer.start()
         keys = KeyStore(engine, clock)
         backends = _backends(catalog)
-        services = Services(engine, settings, clock, keys, catalog)
+        services = Services(engine, settings, clock, keys, catalog, config or {})
         parts: list[Extension] = [factory(services) for factory in factories]
         app.state.extensions = {part.name: part for part in parts}
         app.state.engine = engine

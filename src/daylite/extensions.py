@@ -9,9 +9,9 @@ as ``request.app.state.extensions[name]``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import BaseRoute
@@ -33,6 +33,7 @@ class Services:
     clock: Clock
     keys: KeyStore
     catalog: Catalog
+    config: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Extension(Protocol):

@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.applications import Starlette
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 class Runtime:
     settings: Settings
     catalog: Catalog
+    config: Mapping[str, Any]
 
 
 def load_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
@@ -38,7 +40,7 @@ def load_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
     catalog = build_catalog(
         config, source, simulate_unrouted=settings.simulate_unrouted
     )
-    return Runtime(settings, catalog)
+    return Runtime(settings, catalog, config)
 
 
 async def prepare_database(
@@ -63,4 +65,4 @@ def app_from_environment() -> Starlette:
     """The app factory uvicorn workers call; configuration comes from env."""
     runtime = load_runtime()
     configure_logging(runtime.settings.log_level, runtime.settings.log_format)
-    return build_app(runtime.settings, runtime.catalog)
+    return build_app(runtime.settings, runtime.catalog, config=runtime.config)

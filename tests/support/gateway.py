@@ -107,7 +107,8 @@ class GatewayServer:
             port=self.port,
             **settings,
         )
-        self.catalog = build_catalog(tomllib.loads(config_text), "test config")
+        self.config = tomllib.loads(config_text)
+        self.catalog = build_catalog(self.config, "test config")
         self.clock = clock
         self.key = ""
         self._server: uvicorn.Server | None = None
@@ -126,7 +127,9 @@ class GatewayServer:
         issued = asyncio.run(prepare_database(self.settings))
         if issued is not None:
             self.key = issued.secret
-        app = build_app(self.settings, self.catalog, clock=self.clock)
+        app = build_app(
+            self.settings, self.catalog, clock=self.clock, config=self.config
+        )
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
