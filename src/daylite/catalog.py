@@ -163,7 +163,7 @@ def _routes(
     routes = []
     for position, entry in enumerate(raw):
         name = entry.get("backend") if isinstance(entry, Mapping) else None
-        if name not in backends:
+        if not isinstance(name, str) or name not in backends:
             raise ConfigError(
                 f"model {model_id!r}: route {position} names backend {name!r}, "
                 f"which is not defined; defined: {sorted(backends)}"

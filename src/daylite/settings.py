@@ -49,7 +49,7 @@ _FIELDS = {field.name: field for field in dataclasses.fields(Settings)}
 
 
 def _convert(name: str, raw: object) -> Any:
-    kind = _FIELDS[name].type
+    kind = str(_FIELDS[name].type)
     text = str(raw).strip()
     try:
         if kind == "int":

@@ -59,9 +59,9 @@ async def handle(request: Request, endpoint: str) -> Response:
         return error_response(error, draft.request_id)
     except Exception:
         log.exception("unexpected error while serving a request")
-        error = DayliteError("The gateway failed unexpectedly; the error is logged.")
-        await gateway.record_failure(draft, error)
-        return error_response(error, draft.request_id)
+        failure = DayliteError("The gateway failed unexpectedly; the error is logged.")
+        await gateway.record_failure(draft, failure)
+        return error_response(failure, draft.request_id)
     finally:
         request_context.reset(token)
 

@@ -108,7 +108,10 @@ class SimulatedBackend:
                 choice = {"index": 0, "text": piece}
             chunks.append(_event({**base, "choices": [choice]}))
         finish: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
-        finish.update({"delta": {}} if chat else {"text": ""})
+        if chat:
+            finish["delta"] = {}
+        else:
+            finish["text"] = ""
         chunks.append(_event({**base, "choices": [finish]}))
         usage = _usage(payload, len(words))
         chunks.append(_event({**base, "choices": [], "usage": usage}))
