@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from daylite import extensions
 from daylite.api import health, inference, models, requests
@@ -134,7 +135,7 @@ def build_app(
     clock: Clock | None = None,
     factories: Sequence[ExtensionFactory] | None = None,
     config: Mapping[str, Any] | None = None,
-) -> Starlette:
+) -> InferenceFastPath:
     """The whole product; ``factories`` defaults to every extension there is."""
     clock = clock or SystemClock()
     if factories is None:
@@ -163,6 +164,11 @@ def build_app(
             ledger_hooks=[part.ledger_hook for part in parts if part.ledger_hook],
             clock=clock,
         )
+        writer.batch_hooks = [
+            hook
+            for part in parts
+            if (hook := getattr(part, "ledger_batch_hook", None)) is not None
+        ]
         for part in parts:
             await part.start()
         flusher = asyncio.create_task(_flush_last_used(keys))
@@ -178,7 +184,7 @@ def build_app(
                 await backend.close()
             await engine.dispose()
 
-    return Starlette(
+    app = Starlette(
         routes=[*_routes(), *extensions.routes()],
         lifespan=lifespan,
         exception_handlers={
@@ -188,6 +194,42 @@ def build_app(
         },
         middleware=[Middleware(_RequestIdMiddleware)],
     )
+    return InferenceFastPath(app)
+
+
+_INFERENCE_PATHS = {
+    f"/v1/{path}{slash}": endpoint
+    for path, endpoint in (
+        ("chat/completions", "chat"),
+        ("completions", "completions"),
+        ("embeddings", "embeddings"),
+    )
+    for slash in ("", "/")
+}
+
+
+class InferenceFastPath:
+    """Hands inference POSTs straight to their handler, before routing.
+
+    The inference handler renders every error itself, so the router and the
+    middleware stack would only add work to the hottest path; profiles showed
+    them at about a fifth of the CPU per request. Everything else, lifespan
+    included, goes to the Starlette app.
+    """
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = _INFERENCE_PATHS.get(scope["path"])
+            if endpoint is not None:
+                scope["app"] = self.app
+                response = await inference.handle(Request(scope, receive), endpoint)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def _flush_last_used(keys: KeyStore) -> None:

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import os
+import random
 import time
 
-_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def _base36(number: int, width: int) -> str:
-    digits = []
-    for _ in range(width):
-        number, rest = divmod(number, 36)
-        digits.append(_ALPHABET[rest])
-    return "".join(reversed(digits))
+# Ids are names, not secrets, so a fast non-cryptographic source is enough;
+# ``os.urandom`` is a system call on every request of the hot path.
+_random = random.Random()
 
 
 def new_id(prefix: str) -> str:
-    """``prefix_`` + 10 chars of milliseconds + 12 random chars."""
+    """``prefix_`` + 11 hex digits of milliseconds + 13 random hex digits."""
     millis = time.time_ns() // 1_000_000
-    noise = int.from_bytes(os.urandom(8), "big")
-    return f"{prefix}_{_base36(millis, 10)}{_base36(noise, 12)}"
+    return f"{prefix}_{millis:011x}{_random.getrandbits(52):013x}"

@@ -8,10 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.applications import Starlette
-
 from daylite.accounts import count_accounts, create_account
-from daylite.app import build_app
+from daylite.app import InferenceFastPath, build_app
 from daylite.auth import IssuedKey, KeyStore
 from daylite.catalog import Catalog, build_catalog, read_config_file
 from daylite.clock import SystemClock
@@ -61,7 +59,7 @@ async def prepare_database(
         await engine.dispose()
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> InferenceFastPath:
     """The app factory uvicorn workers call; configuration comes from env."""
     runtime = load_runtime()
     configure_logging(runtime.settings.log_level, runtime.settings.log_format)

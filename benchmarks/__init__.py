@@ -1,0 +1,1 @@
+"""Load benchmarks, reported as ratios against a direct call to the fake upstream."""

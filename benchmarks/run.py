@@ -1,0 +1,221 @@
+"""Throughput and latency of Daylite against a direct call to the fake upstream.
+
+Starts the fake upstream and a real ``daylite serve`` (pinned to separate cores
+where ``taskset`` exists), drives both with ``wrk`` at several concurrencies,
+non-streaming and streaming (20 chunks), and prints req/s, p50 and p99 with the
+ratio against direct. Everything it starts, it stops; every run is bounded by
+``--duration``.
+
+    .venv/bin/python -m benchmarks.run [--duration 10] [--connections 1,16,64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+_LUA = """
+wrk.method = "POST"
+wrk.body = [[{body}]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+wrk.headers["X-Daylite-Customer"] = "bench"
+wrk.headers["X-Daylite-Feature"] = "load"
+"""
+
+
+@dataclass(frozen=True)
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _pin(core: int) -> list[str]:
+    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        return ["taskset", "-c", str(core)]
+    return []
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_http(url: str, deadline_s: float = 20) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(url, timeout=1)
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextlib.contextmanager
+def _process(args: list[str], env: dict[str, str] | None = None, log: Path | None = None
+             ) -> Iterator[subprocess.Popen[bytes]]:
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if log:
+            out.close()  # type: ignore[union-attr]
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def wrk(url: str, body: str, key: str, connections: int, duration: int) -> Result:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_LUA.format(body=body, key=key))
+    try:
+        output = subprocess.run(
+            [*_pin(1), "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
+             "--latency", "--timeout", "10s", "-s", script.name, url],
+            capture_output=True, text=True, timeout=duration + 30, check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    errors = 0
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if bad:
+        errors += int(bad.group(1))
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    if socket_errors:
+        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
+    return Result(rps, p50, p99, errors)
+
+
+def _body(stream: bool) -> str:
+    payload = {
+        "model": "llama-3.3-70b",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "benchmark usage=12,20 words=20"}],
+    }
+    if stream:
+        payload["stream"] = True
+    return json.dumps(payload)
+
+
+def _config(upstream: str) -> str:
+    return f"""
+[backends.fake]
+base_url = "{upstream}"
+
+[models."llama-3.3-70b"]
+context_length = 131072
+input = "0.30"
+output = "0.50"
+routes = [{{ backend = "fake" }}]
+"""
+
+
+def _start_gateway(data: Path, upstream_url: str, port: int) -> tuple[list[str], dict[str, str]]:
+    (data / "daylite.toml").write_text(_config(upstream_url))
+    env = {
+        **os.environ,
+        "DAYLITE_DATA_DIR": str(data),
+        "DAYLITE_PORT": str(port),
+        "DAYLITE_LOG_LEVEL": "warning",
+    }
+    return [*_pin(0), str(Path(PYTHON).parent / "daylite"), "serve"], env
+
+
+def _first_key(log: Path) -> str:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        found = re.search(r"(dl-[A-Za-z0-9_\-]{40})", log.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+        time.sleep(0.1)
+    raise RuntimeError("gateway printed no key")
+
+
+def _set_budget(base: str, key: str) -> str:
+    response = httpx.post(
+        f"{base}/v1/budgets",
+        headers={"authorization": f"Bearer {key}"},
+        json={"customer_id": "bench", "monthly_cap_usd": "1000000",
+              "action_on_cap": "block", "alert_thresholds": [0.9]},
+        timeout=10,
+    )
+    return "on" if response.status_code in (200, 201) else "unavailable"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", default="1,16,64")
+    args = parser.parse_args(argv)
+    if not shutil.which("wrk"):
+        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+    levels = [int(c) for c in args.connections.split(",")]
+    fake_port, gateway_port = _free_port(), _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        fake_cmd = [*_pin(1), PYTHON, str(ROOT / "tests/fakes/upstream.py"),
+                    "--port", str(fake_port)]
+        gw_cmd, env = _start_gateway(data, f"http://127.0.0.1:{fake_port}/v1",
+                                     gateway_port)
+        log = data / "gateway.log"
+        with _process(fake_cmd), _process(gw_cmd, env, log):
+            _wait_http(f"http://127.0.0.1:{fake_port}/__stats")
+            _wait_http(f"http://127.0.0.1:{gateway_port}/healthz")
+            key = _first_key(log)
+            budget = _set_budget(f"http://127.0.0.1:{gateway_port}", key)
+            print(f"budget check: {budget}; duration {args.duration}s per cell")
+            print(f"{'case':28} {'direct req/s':>13} {'daylite req/s':>14} {'ratio':>6}"
+                  f" {'p50 ms d/g':>14} {'p99 ms d/g':>14} {'errors':>7}")
+            for stream in (False, True):
+                body = _body(stream)
+                for c in levels:
+                    direct = wrk(f"http://127.0.0.1:{fake_port}/v1/chat/completions",
+                                 body, key, c, args.duration)
+                    gateway = wrk(f"http://127.0.0.1:{gateway_port}/v1/chat/completions",
+                                  body, key, c, args.duration)
+                    name = f"{'stream 20 chunks' if stream else 'non-stream'} c={c}"
+                    print(f"{name:28} {direct.rps:13.0f} {gateway.rps:14.0f} "
+                          f"{gateway.rps / direct.rps:6.2f} "
+                          f"{direct.p50_ms:6.2f}/{gateway.p50_ms:<7.2f}"
+                          f"{direct.p99_ms:6.2f}/{gateway.p99_ms:<7.2f}"
+                          f"{direct.errors + gateway.errors:7d}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
