@@ -120,6 +120,26 @@ def wrk(url: str, body: str, key: str, connections: int, duration: int) -> Resul
     return Result(rps, p50, p99, errors)
 
 
+def ttfb(host: str, port: int, body: str, key: str, count: int = 500) -> tuple[float, float]:
+    """Median and p99 milliseconds until the first event of a stream, one at a time."""
+    import http.client
+
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}",
+               "X-Daylite-Customer": "bench"}
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        connection.request("POST", "/v1/chat/completions", body, headers)
+        response = connection.getresponse()
+        response.readline()
+        times.append((time.perf_counter() - started) * 1000)
+        response.read()
+    connection.close()
+    times.sort()
+    return times[len(times) // 2], times[int(len(times) * 0.99)]
+
+
 def _body(stream: bool) -> str:
     payload = {
         "model": "llama-3.3-70b",
@@ -214,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
                           f"{direct.p50_ms:6.2f}/{gateway.p50_ms:<7.2f}"
                           f"{direct.p99_ms:6.2f}/{gateway.p99_ms:<7.2f}"
                           f"{direct.errors + gateway.errors:7d}", flush=True)
+            body = _body(True)
+            direct_ttfb = ttfb("127.0.0.1", fake_port, body, key)
+            gateway_ttfb = ttfb("127.0.0.1", gateway_port, body, key)
+            print(f"{'stream TTFB c=1 (ms)':28} p50 {direct_ttfb[0]:.2f} direct, "
+                  f"{gateway_ttfb[0]:.2f} daylite; p99 {direct_ttfb[1]:.2f} direct, "
+                  f"{gateway_ttfb[1]:.2f} daylite")
     return 0
 
 
