@@ -8,6 +8,7 @@ over real HTTP.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import socket
 import sqlite3
@@ -19,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import openai
 import uvicorn
@@ -80,10 +82,61 @@ def config_for(*backend_urls: str, models: str = DEFAULT_MODELS) -> str:
     return "\n".join(tables) + models
 
 
+def postgres_server_url() -> str | None:
+    """A PostgreSQL server the suite may create databases on, if one is named."""
+    return os.environ.get("DAYLITE_TEST_POSTGRES_URL") or None
+
+
+def _database_name(data_dir: Path) -> str:
+    # Tied to the data directory, so a gateway restarted on the same directory
+    # finds the same database, as a restarted deployment would.
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    return f"daylite_t_{digest}"
+
+
+async def _create_database(server: str, name: str) -> None:
+    connection = await asyncpg.connect(server)
+    try:
+        exists = await connection.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", name
+        )
+        if not exists:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def drop_test_databases(server: str) -> None:
+    connection = await asyncpg.connect(server)
+    try:
+        names = await connection.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'daylite_t_%'"
+        )
+        for row in names:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{row[0]}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
 def test_database_url(data_dir: Path) -> str:
-    return os.environ.get("DAYLITE_TEST_DATABASE_URL") or (
-        f"sqlite+aiosqlite:///{data_dir / 'daylite.db'}"
-    )
+    """SQLite in ``data_dir``, or a database of its own on the test PostgreSQL."""
+    server = postgres_server_url()
+    if server is None:
+        return f"sqlite+aiosqlite:///{data_dir / 'daylite.db'}"
+    name = _database_name(data_dir)
+    asyncio.run(_create_database(server, name))
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+async def _fetch(url: str, query: str, params: tuple[Any, ...]) -> list[Any]:
+    numbered = query
+    for position in range(1, len(params) + 1):
+        numbered = numbered.replace("?", f"${position}", 1)
+    connection = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        return list(await connection.fetch(numbered, *params))
+    finally:
+        await connection.close()
 
 
 class GatewayServer:
@@ -185,10 +238,8 @@ class GatewayServer:
             with sqlite3.connect(path) as connection:
                 connection.row_factory = sqlite3.Row
                 return list(connection.execute(query, params).fetchall())
-        import psycopg  # type: ignore[import-not-found]
-
-        with psycopg.connect(url.replace("+asyncpg", "")) as connection:
-            return list(connection.execute(query, params).fetchall())
+        assert isinstance(params, tuple), "use ? placeholders with a tuple"
+        return asyncio.run(_fetch(url, query, params))
 
     def ledger(self, request_id: str) -> sqlite3.Row:
         rows = self.sql("SELECT * FROM ledger WHERE id = ?", (request_id,))
