@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import BaseRoute
@@ -22,6 +22,10 @@ from daylite.catalog import Catalog
 from daylite.clock import Clock
 from daylite.metering.ledger import SettleHook
 from daylite.settings import Settings
+from daylite.usage.extension import create_usage_extension, usage_routes
+
+if TYPE_CHECKING:
+    from daylite.storage.redis import SharedRedis
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +38,19 @@ class Services:
     keys: KeyStore
     catalog: Catalog
     config: Mapping[str, Any] = field(default_factory=dict)
+    # The Redis all replicas share, when DAYLITE_REDIS_URL is set.
+    redis: SharedRedis | None = None
 
 
 class Extension(Protocol):
+    """A part of the product.
+
+    ``ledger_hook`` runs once per ledger entry inside its transaction. An
+    extension may also define ``ledger_batch_hook(connection, entries)``, run
+    once per committed batch in the same transaction; prefer it for derived
+    tables, since one statement per batch is far cheaper than one per entry.
+    """
+
     name: str
     guard: Guard | None
     ledger_hook: SettleHook | None
@@ -53,8 +67,8 @@ ExtensionFactory = Callable[[Services], Extension]
 
 def factories() -> list[ExtensionFactory]:
     """Extensions in admission order: the first guard refuses first."""
-    return []
+    return [create_usage_extension]
 
 
 def routes() -> list[BaseRoute]:
-    return []
+    return [*usage_routes()]
