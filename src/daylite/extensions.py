@@ -11,21 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import BaseRoute
 
 from daylite.admission import Guard
+from daylite.api.budgets import budget_routes
 from daylite.auth import KeyStore
+from daylite.budgets.extension import create_budgets_extension
 from daylite.catalog import Catalog
 from daylite.clock import Clock
 from daylite.metering.ledger import SettleHook
 from daylite.settings import Settings
 from daylite.usage.extension import create_usage_extension, usage_routes
-
-if TYPE_CHECKING:
-    from daylite.storage.redis import SharedRedis
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +37,6 @@ class Services:
     keys: KeyStore
     catalog: Catalog
     config: Mapping[str, Any] = field(default_factory=dict)
-    # The Redis all replicas share, when DAYLITE_REDIS_URL is set.
-    redis: SharedRedis | None = None
 
 
 class Extension(Protocol):
@@ -67,8 +64,8 @@ ExtensionFactory = Callable[[Services], Extension]
 
 def factories() -> list[ExtensionFactory]:
     """Extensions in admission order: the first guard refuses first."""
-    return [create_usage_extension]
+    return [create_budgets_extension, create_usage_extension]
 
 
 def routes() -> list[BaseRoute]:
-    return [*usage_routes()]
+    return [*budget_routes(), *usage_routes()]

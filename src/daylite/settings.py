@@ -37,6 +37,9 @@ class Settings:
     log_level: str = "info"
     log_format: str = "json"
     simulate_unrouted: bool = True
+    webhook_poll_interval: float = 1.0
+    webhook_retry_base: float = 2.0
+    webhook_timeout: float = 10.0
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,0 +1,1 @@
+"""Per-customer monthly budgets: reservations, caps, alerts and their webhooks."""
