@@ -17,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import BaseRoute
 
 from daylite.admission import Guard
+from daylite.api.billing import routes as billing_routes
 from daylite.api.budgets import budget_routes
 from daylite.auth import KeyStore
+from daylite.billing.extension import billing_extension
 from daylite.budgets.extension import create_budgets_extension
 from daylite.catalog import Catalog
 from daylite.clock import Clock
@@ -64,8 +66,8 @@ ExtensionFactory = Callable[[Services], Extension]
 
 def factories() -> list[ExtensionFactory]:
     """Extensions in admission order: the first guard refuses first."""
-    return [create_budgets_extension, create_usage_extension]
+    return [create_budgets_extension, create_usage_extension, billing_extension]
 
 
 def routes() -> list[BaseRoute]:
-    return [*budget_routes(), *usage_routes()]
+    return [*budget_routes(), *usage_routes(), *billing_routes()]

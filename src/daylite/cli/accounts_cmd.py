@@ -7,6 +7,8 @@ from typing import Any
 
 from daylite.accounts import PLANS, create_account, get_account, list_accounts
 from daylite.auth import KeyStore
+from daylite.billing.plans import set_plan
+from daylite.billing.status import credit_status
 from daylite.cli.common import engine_for_cli
 from daylite.clock import SystemClock
 from daylite.money import format_usd
@@ -25,6 +27,10 @@ def add_parser(commands: Any) -> None:
     show = actions.add_parser("show", help="show one account")
     show.add_argument("account_id")
     show.set_defaults(run=show_cmd)
+    set_plan = actions.add_parser("set-plan", help="move an account to another plan")
+    set_plan.add_argument("account_id")
+    set_plan.add_argument("plan", choices=PLANS)
+    set_plan.set_defaults(run=set_plan_cmd)
 
 
 async def create_cmd(args: argparse.Namespace) -> int:
@@ -52,12 +58,31 @@ async def list_cmd(args: argparse.Namespace) -> int:
 async def show_cmd(args: argparse.Namespace) -> int:
     async with engine_for_cli() as engine:
         account = await get_account(engine, args.account_id)
-    if account is None:
+        async with engine.connect() as connection:
+            status = await credit_status(
+                connection, args.account_id, SystemClock().now_us()
+            )
+    if account is None or status is None:
         print(f"daylite: no account {args.account_id!r}")
         return 1
     print(f"id:       {account.id}")
     print(f"name:     {account.name}")
     print(f"plan:     {account.plan}")
     print(f"balance:  {format_usd(account.balance_pico)} USD")
+    print(
+        f"free:     {status.free_remaining} of {status.free_included} requests "
+        f"left in {status.period} (UTC)"
+    )
     print(f"created:  {iso_from_us(account.created_at)}")
+    return 0
+
+
+async def set_plan_cmd(args: argparse.Namespace) -> int:
+    async with engine_for_cli() as engine, engine.begin() as connection:
+        found = await set_plan(connection, args.account_id, args.plan)
+    if not found:
+        print(f"daylite: no account {args.account_id!r}")
+        return 1
+    print(f"{args.account_id} is now on the {args.plan} plan.")
+    print("A running gateway applies it within a few seconds.")
     return 0

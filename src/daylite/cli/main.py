@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from daylite.cli import accounts_cmd, keys_cmd, serve_cmd
+from daylite.cli import accounts_cmd, credits_cmd, keys_cmd, serve_cmd
 from daylite.settings import ConfigError
 
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(run=serve_cmd.run_migrate)
     keys_cmd.add_parser(commands)
     accounts_cmd.add_parser(commands)
+    credits_cmd.add_parser(commands)
     return parser
 
 

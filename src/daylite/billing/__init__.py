@@ -1,0 +1,1 @@
+"""Prepaid credits, plans, and buying credits through Stripe Checkout."""

@@ -1,0 +1,1 @@
+"""Tests of credits, plans and Stripe billing."""
