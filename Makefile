@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test install lint js clean
+.PHONY: serve test install lint js bench memory clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ serve: install
 
 test: install js
 	$(BIN)/python -m pytest tests
+
+# Load benchmarks (not part of the test suite): needs wrk, from Debian.
+bench: install
+	command -v wrk >/dev/null || apt-get install -y -q wrk
+	$(BIN)/python -m benchmarks.run
+
+memory: install
+	$(BIN)/python -m benchmarks.memory
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -22,6 +22,7 @@ from benchmarks.run import (
     PYTHON,
     ROOT,
     _first_key,
+    _fund_account,
     _free_port,
     _pin,
     _process,
@@ -52,16 +53,19 @@ async def drive(url: str, key: str, total: int, concurrency: int, pid: int,
                "x-daylite-customer": "bench"}
     async with aiohttp.ClientSession(headers=headers) as session:
 
+        done = 0
+
         async def worker() -> None:
-            nonlocal sent, failures
+            nonlocal sent, failures, done
             while sent < total and time.monotonic() < deadline:
                 sent += 1
                 async with session.post(url, data=_BODY) as response:
                     await response.read()
                     if response.status != 200:
                         failures += 1
-                if sent % 10_000 == 0:
-                    samples.append((sent, rss_mb(pid)))
+                done += 1
+                if done % 10_000 == 0:
+                    samples.append((done, rss_mb(pid)))
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     if failures:
@@ -87,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             _wait_http(f"http://127.0.0.1:{fake_port}/__stats")
             _wait_http(f"http://127.0.0.1:{gateway_port}/healthz")
             key = _first_key(log)
+            _fund_account(env)
             print(f"budget check: {_set_budget(f'http://127.0.0.1:{gateway_port}', key)}")
             started = time.monotonic()
             samples = asyncio.run(drive(

@@ -185,6 +185,22 @@ def _first_key(log: Path) -> str:
     raise RuntimeError("gateway printed no key")
 
 
+def _fund_account(env: dict[str, str]) -> None:
+    """Move the benchmark account to the paid plan with ample credits.
+
+    The Developer tier's free requests would otherwise run out mid-run and
+    turn the rest into 402s; a paid plan also exercises the credit debit.
+    """
+    daylite = str(Path(PYTHON).parent / "daylite")
+    listing = subprocess.run([daylite, "accounts", "list"], env=env, check=True,
+                             capture_output=True, text=True).stdout
+    account = re.search(r"(acct_\w+)", listing).group(1)  # type: ignore[union-attr]
+    for args in (["credits", "grant", account, "1000000", "--reason", "benchmark"],
+                 ["accounts", "set-plan", account, "pro"]):
+        subprocess.run([daylite, *args], env=env, check=True, capture_output=True)
+    time.sleep(2.5)  # the gateway re-reads balances changed elsewhere every 2 s
+
+
 def _set_budget(base: str, key: str) -> str:
     response = httpx.post(
         f"{base}/v1/budgets",
@@ -196,18 +212,54 @@ def _set_budget(base: str, key: str) -> str:
     return "on" if response.status_code in (200, 201) else "unavailable"
 
 
+LITELLM_VENV = ROOT / "benchmarks" / ".litellm-venv"
+
+
+def _litellm_command(upstream_url: str, port: int, workdir: Path) -> list[str]:
+    """Install LiteLLM proxy into its own venv once, and the command to run it."""
+    binary = LITELLM_VENV / "bin" / "litellm"
+    if not binary.exists():
+        print("installing litellm[proxy] into benchmarks/.litellm-venv ...", flush=True)
+        subprocess.run([PYTHON, "-m", "venv", str(LITELLM_VENV)], check=True)
+        subprocess.run(
+            [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]"],
+            check=True, timeout=900,
+        )
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: llama-3.3-70b\n"
+        "    litellm_params:\n"
+        "      model: openai/llama-3.3-70b\n"
+        f"      api_base: {upstream_url}\n"
+        "      api_key: fake\n"
+    )
+    return [*_pin(0), str(binary), "--config", str(config), "--port", str(port),
+            "--num_workers", "1"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", default="1,16,64")
+    parser.add_argument("--litellm", action="store_true",
+                        help="also measure LiteLLM proxy (installed on first use)")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
     levels = [int(c) for c in args.connections.split(",")]
-    fake_port, gateway_port = _free_port(), _free_port()
-    with tempfile.TemporaryDirectory() as tmp:
+    fake_port, gateway_port, litellm_port = _free_port(), _free_port(), _free_port()
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         data = Path(tmp)
+        litellm_url = None
+        if args.litellm:
+            upstream = f"http://127.0.0.1:{fake_port}/v1"
+            stack.enter_context(_process(
+                _litellm_command(upstream, litellm_port, data),
+                log=data / "litellm.log",
+            ))
+            litellm_url = f"http://127.0.0.1:{litellm_port}"
         fake_cmd = [*_pin(1), PYTHON, str(ROOT / "tests/fakes/upstream.py"),
                     "--port", str(fake_port)]
         gw_cmd, env = _start_gateway(data, f"http://127.0.0.1:{fake_port}/v1",
@@ -217,7 +269,10 @@ def main(argv: list[str] | None = None) -> int:
             _wait_http(f"http://127.0.0.1:{fake_port}/__stats")
             _wait_http(f"http://127.0.0.1:{gateway_port}/healthz")
             key = _first_key(log)
+            _fund_account(env)
             budget = _set_budget(f"http://127.0.0.1:{gateway_port}", key)
+            if litellm_url:
+                _wait_http(f"{litellm_url}/health/liveliness", deadline_s=120)
             print(f"budget check: {budget}; duration {args.duration}s per cell")
             print(f"{'case':28} {'direct req/s':>13} {'daylite req/s':>14} {'ratio':>6}"
                   f" {'p50 ms d/g':>14} {'p99 ms d/g':>14} {'errors':>7}")
@@ -234,6 +289,13 @@ def main(argv: list[str] | None = None) -> int:
                           f"{direct.p50_ms:6.2f}/{gateway.p50_ms:<7.2f}"
                           f"{direct.p99_ms:6.2f}/{gateway.p99_ms:<7.2f}"
                           f"{direct.errors + gateway.errors:7d}", flush=True)
+                    if litellm_url:
+                        other = wrk(f"{litellm_url}/v1/chat/completions", body, key,
+                                    c, args.duration)
+                        print(f"{'  litellm ' + name:28} {'':13} {other.rps:14.0f} "
+                              f"{other.rps / direct.rps:6.2f} {'':6} {other.p50_ms:<7.2f}"
+                              f" {'':5} {other.p99_ms:<7.2f}{other.errors:7d}",
+                              flush=True)
             body = _body(True)
             direct_ttfb = ttfb("127.0.0.1", fake_port, body, key)
             gateway_ttfb = ttfb("127.0.0.1", gateway_port, body, key)
