@@ -11,6 +11,8 @@
     ├── InsufficientCreditsError   402 insufficient_credits
     ├── NotFoundError              404 not_found
     ├── MethodNotAllowedError      405 method_not_allowed
+    ├── RequestTimeoutError        408 request_timeout
+    ├── ClientClosedError          499 client_closed
     ├── PayloadTooLargeError       413 request_too_large
     ├── BudgetExceededError        429 budget_exceeded
     ├── RateLimitedError           429 rate_limit_exceeded
@@ -111,6 +113,22 @@ class MethodNotAllowedError(DayliteError):
     retryable = False
 
 
+class RequestTimeoutError(DayliteError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+    retryable = False
+
+
+class ClientClosedError(DayliteError):
+    """The client went away before its request was read; nobody sees the answer."""
+
+    status = 499
+    type = "invalid_request_error"
+    code = "client_closed"
+    retryable = False
+
+
 class PayloadTooLargeError(DayliteError):
     status = 413
     type = "invalid_request_error"
@@ -150,10 +168,18 @@ class UpstreamRejectedError(DayliteError):
     code = "upstream_rejected"
     retryable = False
 
-    def __init__(self, status: int, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        backend: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.instance_status = status
         self.instance_code = code
+        self.backend = backend
 
     def body(self) -> dict[str, Any]:
         body = super().body()

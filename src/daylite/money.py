@@ -10,6 +10,8 @@ from decimal import Decimal, InvalidOperation
 
 PICO_PER_USD = 10**12
 _PICO = Decimal(PICO_PER_USD)
+# Pico-dollars must fit a signed 64-bit column: about 9.2 million USD.
+_LIMIT = Decimal(2**63 - 1) / _PICO
 
 
 class MoneyFormatError(ValueError):
@@ -32,6 +34,8 @@ def usd_to_pico(value: object, *, max_decimals: int = 12) -> int:
         raise MoneyFormatError(f"{value!r} is not a decimal number") from None
     if not amount.is_finite():
         raise MoneyFormatError(f"{value!r} is not a finite amount")
+    if amount.copy_abs() >= _LIMIT:
+        raise MoneyFormatError(f"{value!r} is more than this gateway handles")
     exponent = amount.normalize().as_tuple().exponent
     assert isinstance(exponent, int)
     if -exponent > max_decimals:

@@ -16,6 +16,7 @@ from daylite.backends.base import Backend, BackendUnavailable, Timeouts
 from daylite.catalog import Catalog, Model, Route
 from daylite.clock import Clock
 from daylite.errors import (
+    ClientClosedError,
     DayliteError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -91,11 +92,27 @@ class Metered:
 
 def _failure_status(error: DayliteError) -> str:
     status = status_of(error)
-    if status in _REFUSED_STATUSES:
-        return "refused"
     if isinstance(error, UpstreamRejectedError):
         return "rejected"
+    if isinstance(error, ClientClosedError):
+        return "abandoned"
+    if status in _REFUSED_STATUSES:
+        return "refused"
     return "invalid" if status < 500 else "failed"
+
+
+def _cap_output(payload: dict[str, Any], limit: int) -> dict[str, Any]:
+    """Lower any output limit the client set above what the model allows.
+
+    The reservation counts at most the model's limit, so a larger value must
+    not reach the backend; a limit the client did not set is not added.
+    """
+    capped = {
+        key: limit
+        for key in ("max_tokens", "max_completion_tokens")
+        if isinstance(payload.get(key), int) and payload[key] > limit
+    }
+    return {**payload, **capped} if capped else payload
 
 
 def _upstream_message(status: int, body: bytes) -> tuple[str, str | None]:
@@ -169,6 +186,7 @@ class Gateway:
         model = self._model(payload)
         draft.model = model.id
         check_payload(draft.endpoint, payload)
+        payload = _cap_output(payload, model.max_output_tokens)
         draft.stream = payload.get("stream") is True
         assert draft.principal is not None and draft.principal.account_id
         call = Call(
@@ -245,12 +263,14 @@ class Gateway:
         )
         if response.status >= 400:
             body = await response.read()
-            # 401/403 mean the gateway's own backend key is wrong, and 429 a busy
-            # backend: neither is the client's fault, so another backend may serve.
-            if response.status >= 500 or response.status in (401, 403, 408, 429):
+            # 401/402/403 are the gateway's own account at the backend, and 429
+            # a busy backend: not the client's fault, so another backend may serve.
+            if response.status >= 500 or response.status in (401, 402, 403, 408, 429):
                 raise BackendUnavailable(f"status {response.status}")
             message, code = _upstream_message(response.status, body)
-            raise UpstreamRejectedError(response.status, message, code=code)
+            raise UpstreamRejectedError(
+                response.status, message, code=code, backend=route.backend.name
+            )
         return response
 
     async def complete(self, call: Call) -> tuple[Route, dict[str, Any]]:
@@ -299,12 +319,18 @@ class Gateway:
                 tokens_out = 0
             else:
                 tokens_out = max(chunks, approximate_tokens(output_bytes))
-            count = TokenCount(tokens_in, tokens_out, counted_by="gateway")
+            # An estimate never bills past what the request could have used.
+            count = TokenCount(
+                min(tokens_in, call.input_bound),
+                min(tokens_out, call.output_bound),
+                counted_by="gateway",
+            )
         return Metered(count, cost_pico(count, call.model.price))
 
     def meter_reply(self, call: Call, data: dict[str, Any]) -> Metered:
         output = 0
-        for choice in data.get("choices") or ():
+        choices = data.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
             if isinstance(choice, dict):
                 message = choice.get("message")
                 output += output_bytes(message if isinstance(message, dict) else choice)
@@ -341,7 +367,10 @@ class Gateway:
             )
             return
         entry = draft.entry(
-            _failure_status(error), status_of(error), error_code=error.code
+            _failure_status(error),
+            status_of(error),
+            error_code=error.code,
+            backend=getattr(error, "backend", None),
         )
         await self.record(draft, entry)
 

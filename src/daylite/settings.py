@@ -31,6 +31,7 @@ class Settings:
     connect_timeout: float = 5.0
     upstream_timeout: float = 120.0
     stream_idle_timeout: float = 60.0
+    body_timeout: float = 30.0
     reservation_ttl: float = 900.0
     image_token_allowance: int = 2_000
     message_token_allowance: int = 8

@@ -57,7 +57,8 @@ def output_bytes(choice: dict[str, Any]) -> int:
         value = source.get(key)
         if isinstance(value, str):
             size += len(value.encode())
-    for call in source.get("tool_calls") or ():
+    calls = source.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict):
             for key in ("name", "arguments"):
@@ -131,10 +132,10 @@ class StreamRelay:
                 async with asyncio.timeout_at(deadline):
                     chunk = await anext(self._chunks)
             except StopAsyncIteration:
-                self.outcome = "complete" if self._all_finished() else "broken"
+                self.outcome = "complete" if self.finished else "broken"
                 return
             except TimeoutError:
-                self.outcome = "complete" if self._all_finished() else "idle"
+                self.outcome = "complete" if self.finished else "idle"
                 return
             except BackendUnavailable:
                 self.outcome = "broken"
@@ -146,7 +147,9 @@ class StreamRelay:
 
     def _take(self, data: bytes) -> bytes | None:
         if data == b"[DONE]":
-            self.outcome = "complete" if self._all_finished() else "broken"
+            # The backend says it is done: fewer choices than asked is how
+            # backends that ignore ``n`` (llama.cpp, Ollama) answer, not a fault.
+            self.outcome = "complete"
             return None
         try:
             event = orjson.loads(data)
@@ -164,7 +167,9 @@ class StreamRelay:
                 for key in ("id", "object", "created", "model", "system_fingerprint")
                 if key in event
             }
-        choices = event.get("choices") or []
+        choices = event.get("choices")
+        if not isinstance(choices, list):
+            choices = []
         for choice in choices:
             if not isinstance(choice, dict):
                 continue
@@ -172,16 +177,19 @@ class StreamRelay:
             if size:
                 self.output_bytes += size
                 self.content_chunks += 1
-            if choice.get("finish_reason"):
-                self.finished.add(choice.get("index", 0))
+            index = choice.get("index", 0)
+            if choice.get("finish_reason") and isinstance(index, int):
+                self.finished.add(index)
         usage = event.get("usage")
         if usage:
             self.usage = usage
+        if self.usage and self._all_finished():
+            # Every choice has finished and usage is in: whatever the backend
+            # sends next (pings, or nothing at all) adds nothing.
+            self.outcome = "complete"
         if not choices:
             # An event without choices breaks the common client loop over
             # ``chunk.choices[0]``; its usage goes out in the closing chunk.
-            if usage and self._all_finished():
-                self.outcome = "complete"
             return None
         if usage:
             event["usage"] = None

@@ -69,8 +69,9 @@ def _whole(payload: dict[str, Any], key: str, low: int, high: int) -> None:
 def _messages(payload: dict[str, Any]) -> None:
     messages = payload.get("messages")
     if not isinstance(messages, list) or not messages:
+        verb = "is required" if messages is None else "must be"
         raise InvalidRequestError(
-            "'messages' is required: a non-empty array of {role, content} objects.",
+            f"'messages' {verb}: a non-empty array of {{role, content}} objects.",
             param="messages",
         )
     for position, message in enumerate(messages):
@@ -78,7 +79,7 @@ def _messages(payload: dict[str, Any]) -> None:
         if not isinstance(message, dict):
             raise InvalidRequestError(f"{where} must be an object.", param=where)
         role = message.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             raise InvalidRequestError(
                 f"{where}.role is {role!r}; expected one of {sorted(_ROLES)}.",
                 param=f"{where}.role",

@@ -52,7 +52,7 @@ def present_entry(entry: HistoryEntry) -> dict[str, Any]:
 def _cursor(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not raw.isdigit() or len(raw) > 18:
         raise InvalidRequestError(
             f"after = {raw!r} must be the id of a history entry (a whole number).",
             param="after",

@@ -8,14 +8,14 @@ import time
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from daylite.admission import Call
 from daylite.api.responses import error_response
 from daylite.catalog import Route
-from daylite.errors import DayliteError
+from daylite.errors import ClientClosedError, DayliteError, RequestTimeoutError
 from daylite.ids import new_id
 from daylite.logs import request_context
 from daylite.money import format_usd
@@ -40,10 +40,22 @@ async def _read_body(gateway: Gateway, request: Request) -> bytes:
     gateway.check_size(declared, 0)
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        gateway.check_size(None, size)
-        chunks.append(chunk)
+    limit = gateway.settings.body_timeout
+    try:
+        # A body trickled in a byte at a time would otherwise hold a slot open
+        # for as long as the client likes.
+        async with asyncio.timeout(limit):
+            async for chunk in request.stream():
+                size += len(chunk)
+                gateway.check_size(None, size)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"The request body did not arrive within {limit:g} seconds "
+            "(DAYLITE_BODY_TIMEOUT)."
+        ) from None
+    except ClientDisconnect:
+        raise ClientClosedError("The client closed the connection mid-body.") from None
     return b"".join(chunks)
 
 

@@ -71,8 +71,11 @@ class OpenAICompatBackend:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+                # Only the connect limit lives here: a read limit on the session
+                # would cut answers short of upstream_timeout. Waiting for an
+                # answer and for stream events is bounded where it happens.
                 timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=timeouts.connect, sock_read=timeouts.idle
+                    total=None, sock_connect=timeouts.connect, sock_read=None
                 ),
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),

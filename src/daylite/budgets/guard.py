@@ -19,7 +19,7 @@ from daylite.budgets.reservations import Admission, ReservationBook, SpendKey, T
 from daylite.budgets.store import BudgetStore
 from daylite.clock import Clock
 from daylite.errors import BudgetExceededError
-from daylite.metering.estimate import output_bound, output_choices
+from daylite.metering.estimate import output_bound, output_choices, prompt_count
 from daylite.metering.ledger import LedgerEntry
 from daylite.money import format_usd
 
@@ -131,7 +131,8 @@ def _input_cost(call: Call) -> int:
 
 def _least(call: Call) -> int:
     """The cheapest version of ``call`` that clamping may still admit."""
-    floor = CLAMP_FLOOR_TOKENS * output_choices(call.payload) * call.model.price.output
+    answers = output_choices(call.payload) * prompt_count(call.payload)
+    floor = CLAMP_FLOOR_TOKENS * answers * call.model.price.output
     return min(call.worst_case_pico, _input_cost(call) + floor)
 
 
@@ -139,10 +140,12 @@ def clamp(call: Call, budget_pico: int) -> None:
     """Lower the call's max_tokens so its worst case fits in ``budget_pico``."""
     price = call.model.price.output
     input_cost = _input_cost(call)
-    tokens = (budget_pico - input_cost) // (price * output_choices(call.payload))
-    payload = {**call.payload, "max_tokens": tokens}
-    if "max_completion_tokens" in payload:
-        payload["max_completion_tokens"] = tokens
+    answers = output_choices(call.payload) * prompt_count(call.payload)
+    tokens = (budget_pico - input_cost) // (price * answers)
+    # Lower the limits the client sent, and add max_tokens only when it sent
+    # none: reasoning models refuse max_tokens beside max_completion_tokens.
+    sent = [k for k in ("max_tokens", "max_completion_tokens") if k in call.payload]
+    payload = {**call.payload, **{key: tokens for key in sent or ["max_tokens"]}}
     call.payload = payload
     call.output_bound = output_bound(payload, call.model.max_output_tokens)
     call.worst_case_pico = input_cost + call.output_bound * price

@@ -4,8 +4,10 @@ Two different questions get two answers. ``input_bound`` is an upper bound a
 backend's reported prompt tokens never exceed: every tokenizer in use spends at
 least one UTF-8 byte per token, so the byte count of the text plus a per-message
 allowance for chat-template tokens is safe. Images count as a fixed allowance
-each, never as the length of their base64 text. ``approximate_tokens`` is the
-gateway's own count when a backend reports none: about four bytes a token.
+each, never as the length of their base64 text, and so do media parts that
+point at a URL or an uploaded file. Prompts given as token ids count one token
+per id. ``approximate_tokens`` is the gateway's own count when a backend reports
+none: about four bytes a token.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 import orjson
 
 _IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
+# Media named by reference: their size on the wire says nothing of their tokens.
+_REFERENCE_PARTS = frozenset({"video_url", "audio_url", "input_file", "file"})
 _TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
 # Message fields that are not prompt text, or are counted on their own.
 _NOT_TEXT_FIELDS = frozenset({"role", "content", "images"})
@@ -23,7 +27,9 @@ _NOT_TEXT_FIELDS = frozenset({"role", "content", "images"})
 
 def _part_texts(part: dict[str, Any], images: list[int]) -> Iterator[str]:
     kind = part.get("type")
-    if kind in _IMAGE_PARTS or (kind is None and "image_url" in part):
+    if not isinstance(kind, str) and kind is not None:
+        yield orjson.dumps(part).decode()
+    elif _is_media(kind, part):
         images[0] += 1
     elif kind in _TEXT_PARTS or (kind is None and "text" in part):
         yield from _texts(part.get("text", ""), images)
@@ -33,17 +39,33 @@ def _part_texts(part: dict[str, Any], images: list[int]) -> Iterator[str]:
         yield orjson.dumps(part).decode()
 
 
+def _is_media(kind: str | None, part: dict[str, Any]) -> bool:
+    if kind in _IMAGE_PARTS or (kind is None and "image_url" in part):
+        return True
+    return kind in _REFERENCE_PARTS and not _carries_data(part)
+
+
+def _carries_data(part: dict[str, Any]) -> bool:
+    inner = part.get(part.get("type", ""), part)
+    return isinstance(inner, dict) and any(
+        key in inner for key in ("data", "file_data")
+    )
+
+
 def _texts(value: Any, images: list[int]) -> Iterator[str]:
     """Walk a message content value, yielding text and counting images."""
     if isinstance(value, str):
         yield value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        # A token id: one token, which one byte of bound covers.
+        yield "#"
     elif isinstance(value, list):
         for part in value:
             if isinstance(part, dict):
                 yield from _part_texts(part, images)
             else:
                 yield from _texts(part, images)
-    elif value is not None and not isinstance(value, (int, float, bool)):
+    elif value is not None and not isinstance(value, (float, bool)):
         yield orjson.dumps(value).decode()
 
 
@@ -108,8 +130,22 @@ def approximate_input(payload: dict[str, Any], *, per_image: int) -> int:
     )
 
 
+def prompt_count(payload: dict[str, Any]) -> int:
+    """How many separate prompts a completions body holds (each gets answers)."""
+    prompt = payload.get("prompt")
+    if (
+        isinstance(prompt, list)
+        and prompt
+        and not all(
+            isinstance(item, int) and not isinstance(item, bool) for item in prompt
+        )
+    ):
+        return len(prompt)
+    return 1
+
+
 def output_bound(payload: dict[str, Any], model_limit: int) -> int:
-    """Completion tokens a backend may generate, over all ``n`` choices.
+    """Completion tokens a backend may generate, over all ``n`` choices and prompts.
 
     When a body sets both ``max_tokens`` and ``max_completion_tokens``, a backend
     may honour either one, so the larger is the bound.
@@ -120,7 +156,7 @@ def output_bound(payload: dict[str, Any], model_limit: int) -> int:
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0
     ]
     limit = min(max(limits), model_limit) if limits else model_limit
-    return limit * output_choices(payload)
+    return limit * output_choices(payload) * prompt_count(payload)
 
 
 def output_choices(payload: dict[str, Any]) -> int:

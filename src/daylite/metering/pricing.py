@@ -30,10 +30,22 @@ def cost_pico(count: TokenCount, price: Price) -> int:
     )
 
 
+# No single request has ever used a billion tokens; a count beyond it is a
+# backend bug, and believing it would bill nonsense (or overflow a column).
+MAX_TOKENS = 10**9
+
+
+def _count(value: Any) -> int | None:
+    """A token count as a backend should send it, or None if it is not one."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value <= MAX_TOKENS else None
+
+
 def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return 0
-    return value
+    return _count(value) or 0
 
 
 def count_from_usage(usage: Any) -> TokenCount | None:
@@ -44,9 +56,19 @@ def count_from_usage(usage: Any) -> TokenCount | None:
     """
     if not isinstance(usage, dict):
         return None
-    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-    completion = usage.get("completion_tokens", usage.get("output_tokens"))
-    if prompt is None and completion is None:
+    prompt = _count(usage.get("prompt_tokens", usage.get("input_tokens", 0)))
+    completion = _count(usage.get("completion_tokens", usage.get("output_tokens", 0)))
+    if (
+        prompt is None
+        or completion is None
+        or (
+            "prompt_tokens" not in usage
+            and "completion_tokens" not in usage
+            and "input_tokens" not in usage
+            and "output_tokens" not in usage
+        )
+    ):
+        # Counts that are missing or not whole numbers: the gateway counts.
         return None
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
@@ -58,4 +80,4 @@ def count_from_usage(usage: Any) -> TokenCount | None:
         if isinstance(completion_details, dict)
         else 0
     )
-    return TokenCount(_int(prompt), _int(completion), _int(cached), _int(reasoning))
+    return TokenCount(prompt, completion, _int(cached), _int(reasoning))

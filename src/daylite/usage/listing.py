@@ -20,7 +20,6 @@ from sqlalchemy.sql import ColumnElement
 from daylite.errors import InvalidRequestError
 from daylite.storage.tables import ledger
 
-_STATUS = re.compile(r"[a-z_]{1,20}")
 _CURSOR = re.compile(r"(-?\d{1,20}):([A-Za-z0-9_]{1,40})")
 
 
@@ -49,15 +48,26 @@ class Page:
     next: Position | None
 
 
+LEDGER_STATUSES = (
+    "ok",
+    "abandoned",
+    "backend_error",
+    "invalid",
+    "refused",
+    "rejected",
+    "failed",
+)
+
+
 def parse_statuses(text: str | None) -> tuple[str, ...]:
     if text is None:
         return ()
     statuses = tuple(part.strip() for part in text.split(","))
     for status in statuses:
-        if not _STATUS.fullmatch(status):
+        if status not in LEDGER_STATUSES:
             raise InvalidRequestError(
-                f"'status' takes ledger statuses separated by commas, such as "
-                f"ok,refused; {status!r} is not one.",
+                f"'status' takes ledger statuses separated by commas, from "
+                f"{', '.join(LEDGER_STATUSES)}; {status!r} is not one.",
                 param="status",
             )
     return statuses
