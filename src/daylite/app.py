@@ -35,6 +35,7 @@ from daylite.ids import new_id
 from daylite.logs import request_context
 from daylite.metering.ledger import LedgerWriter
 from daylite.pipeline import Gateway
+from daylite.scaleout import start_shared
 from daylite.settings import Settings
 from daylite.storage.db import create_engine
 
@@ -127,7 +128,10 @@ def build_app(
         writer.start()
         keys = KeyStore(engine, clock)
         backends = _backends(catalog)
-        services = Services(engine, settings, clock, keys, catalog, config or {})
+        shared = await start_shared(settings, engine, keys)
+        services = Services(
+            engine, settings, clock, keys, catalog, config or {}, shared.redis
+        )
         parts: list[Extension] = [factory(services) for factory in factories]
         app.state.extensions = {part.name: part for part in parts}
         app.state.engine = engine
@@ -150,6 +154,7 @@ def build_app(
         ]
         for part in parts:
             await part.start()
+        shared.start_reconciler()
         flusher = asyncio.create_task(_flush_last_used(keys))
         try:
             yield
@@ -157,6 +162,7 @@ def build_app(
             flusher.cancel()
             for part in reversed(parts):
                 await part.stop()
+            await shared.stop()
             await writer.stop()
             await keys.flush_last_used()
             for backend in backends.values():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -53,6 +54,16 @@ def generate_secret(kind: str = "account") -> str:
     return prefix + secrets.token_urlsafe(30)
 
 
+class RevocationFeed(Protocol):
+    """How revocations reach every process (``daylite.revocation``)."""
+
+    async def refresh(self, keys: KeyStore) -> None:
+        """Forget the keys revoked elsewhere; called before every authentication."""
+
+    async def publish(self, key_id: str) -> None:
+        """Tell the other processes that ``key_id`` was revoked."""
+
+
 def bearer_secret(header: str | None) -> str:
     if not header:
         raise AuthenticationError(
@@ -79,6 +90,8 @@ class KeyStore:
         self._clock = clock
         self._cache: dict[str, Principal] = {}
         self._last_used: dict[str, int] = {}
+        self.feed: RevocationFeed | None = None
+        self._forgets = 0
 
     async def issue(
         self, account_id: str | None, name: str = "", kind: str = "account"
@@ -102,10 +115,15 @@ class KeyStore:
 
     async def authenticate(self, header: str | None) -> Principal:
         hashed = digest(bearer_secret(header))
+        if self.feed is not None:
+            await self.feed.refresh(self)
         principal = self._cache.get(hashed)
         if principal is None:
+            forgets = self._forgets
             principal = await self._lookup(hashed)
-            self._cache[hashed] = principal
+            # A revocation learned during the lookup may postdate what it read.
+            if forgets == self._forgets:
+                self._cache[hashed] = principal
         self._last_used[principal.key_id] = self._clock.now_us()
         return principal
 
@@ -131,12 +149,22 @@ class KeyStore:
                 statement.values(revoked_at=self._clock.now_us())
             )
         self.forget(key_id)
+        if result.rowcount and self.feed is not None:
+            await self.feed.publish(key_id)
         return bool(result.rowcount)
 
     def forget(self, key_id: str) -> None:
+        self._forgets += 1
         for hashed, principal in list(self._cache.items()):
             if principal.key_id == key_id:
                 del self._cache[hashed]
+
+    def forget_all(self) -> None:
+        self._forgets += 1
+        self._cache.clear()
+
+    def cached_key_ids(self) -> list[str]:
+        return [principal.key_id for principal in self._cache.values()]
 
     async def flush_last_used(self) -> None:
         """Write last-use times in one go instead of once per request."""

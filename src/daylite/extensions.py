@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import BaseRoute
@@ -28,6 +28,9 @@ from daylite.metering.ledger import SettleHook
 from daylite.settings import Settings
 from daylite.usage.extension import create_usage_extension, usage_routes
 
+if TYPE_CHECKING:
+    from daylite.storage.redis import SharedRedis
+
 
 @dataclass(frozen=True, slots=True)
 class Services:
@@ -39,6 +42,8 @@ class Services:
     keys: KeyStore
     catalog: Catalog
     config: Mapping[str, Any] = field(default_factory=dict)
+    # The Redis all replicas share, when DAYLITE_REDIS_URL is set.
+    redis: SharedRedis | None = None
 
 
 class Extension(Protocol):

@@ -25,6 +25,10 @@ class Settings:
     config_path: Path | None = None
     database_url: str = ""
     redis_url: str | None = None
+    redis_prefix: str = "daylite"
+    redis_timeout: float = 2.0
+    reconcile_interval: float = 60.0
+    revocation_poll_interval: float = 1.0
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 8 * 1024 * 1024
@@ -33,14 +37,14 @@ class Settings:
     stream_idle_timeout: float = 60.0
     body_timeout: float = 30.0
     reservation_ttl: float = 900.0
+    webhook_poll_interval: float = 1.0
+    webhook_retry_base: float = 2.0
+    webhook_timeout: float = 10.0
     image_token_allowance: int = 2_000
     message_token_allowance: int = 8
     log_level: str = "info"
     log_format: str = "json"
     simulate_unrouted: bool = True
-    webhook_poll_interval: float = 1.0
-    webhook_retry_base: float = 2.0
-    webhook_timeout: float = 10.0
 
     @property
     def resolved_database_url(self) -> str:

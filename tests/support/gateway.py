@@ -8,6 +8,7 @@ over real HTTP.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import os
 import socket
@@ -15,7 +16,7 @@ import sqlite3
 import threading
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,47 @@ def _database_name(data_dir: Path) -> str:
     return f"daylite_t_{digest}"
 
 
+def redis_server_url() -> str | None:
+    """A Redis the suite may use under its own key prefixes, if one is named."""
+    return os.environ.get("DAYLITE_TEST_REDIS_URL") or None
+
+
+def test_redis_settings(data_dir: Path) -> dict[str, Any]:
+    """Redis settings for a gateway on ``data_dir``: a prefix of its own, or none.
+
+    Like the database, the prefix follows the data directory, so a restarted
+    gateway finds its counters again. The prefixes used are deleted when the
+    test process exits.
+    """
+    url = redis_server_url()
+    if url is None:
+        return {}
+    prefix = _database_name(data_dir)
+    if not _REDIS_PREFIXES:
+        atexit.register(lambda: asyncio.run(drop_redis_prefixes(url, _REDIS_PREFIXES)))
+    _REDIS_PREFIXES.add(prefix)
+    return {"redis_url": url, "redis_prefix": prefix}
+
+
+# The prefixes this test process used; only these are deleted at exit, so that
+# test runs sharing one Redis leave each other alone.
+_REDIS_PREFIXES: set[str] = set()
+
+
+async def drop_redis_prefixes(url: str, prefixes: Iterable[str]) -> None:
+    """Delete every key under each of ``prefixes``."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        for prefix in prefixes:
+            batch = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+            for start in range(0, len(batch), 1000):
+                await client.delete(*batch[start : start + 1000])
+    finally:
+        await client.aclose()
+
+
 async def _create_database(server: str, name: str) -> None:
     connection = await asyncpg.connect(server)
     try:
@@ -152,6 +194,8 @@ class GatewayServer:
     ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
+        for name, value in test_redis_settings(data_dir).items():
+            settings.setdefault(name, value)
         self.settings = replace(
             Settings(),
             data_dir=data_dir,

@@ -134,4 +134,15 @@ def billing_extension(services: Services) -> BillingExtension:
     config = load_billing_config(table, os.environ)
     ttl = services.settings.reservation_ttl
     extension = BillingExtension(config, services.engine, services.clock, ttl)
+    if services.redis is not None:
+        # Replicas share one book in Redis (DAYLITE_REDIS_URL).
+        from daylite.billing.redis_book import RedisCreditBook
+
+        extension.book = RedisCreditBook(
+            services.redis,
+            account_loader(services.engine),
+            ttl=ttl,
+            refresh_seconds=config.refresh_seconds,
+        )
+        extension.guard = CreditGuard(extension.book, extension.settler)
     return extension

@@ -64,6 +64,16 @@ class BudgetsExtension:
         self.book: ReservationBook = MemoryReservationBook(
             self._load_spent, services.clock, services.settings.reservation_ttl
         )
+        if services.redis is not None:
+            # Replicas share one book in Redis (DAYLITE_REDIS_URL).
+            from daylite.budgets.redis_book import RedisReservationBook
+
+            self.book = RedisReservationBook(
+                services.redis,
+                self._load_spent,
+                services.clock,
+                services.settings.reservation_ttl,
+            )
         budget_guard = BudgetGuard(self.store, self.book, services.clock)
         self.guard: Guard | None = budget_guard
         self.ledger_hook: SettleHook | None = None
