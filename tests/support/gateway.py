@@ -148,16 +148,19 @@ async def _create_database(server: str, name: str) -> None:
         await connection.close()
 
 
+# The databases this test process made, so that cleaning up never touches a
+# suite that another process is running against the same server.
+CREATED_DATABASES: set[str] = set()
+
+
 async def drop_test_databases(server: str) -> None:
     connection = await asyncpg.connect(server)
     try:
-        names = await connection.fetch(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'daylite_t_%'"
-        )
-        for row in names:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{row[0]}" WITH (FORCE)')
+        for name in sorted(CREATED_DATABASES):
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await connection.close()
+    CREATED_DATABASES.clear()
 
 
 def test_database_url(data_dir: Path) -> str:
@@ -167,6 +170,7 @@ def test_database_url(data_dir: Path) -> str:
         return f"sqlite+aiosqlite:///{data_dir / 'daylite.db'}"
     name = _database_name(data_dir)
     asyncio.run(_create_database(server, name))
+    CREATED_DATABASES.add(name)
     return server.rsplit("/", 1)[0] + "/" + name
 
 
