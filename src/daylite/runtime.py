@@ -11,6 +11,7 @@ from typing import Any
 from daylite.accounts import count_accounts, create_account
 from daylite.app import InferenceFastPath, build_app
 from daylite.auth import IssuedKey, KeyStore
+from daylite.billing.config import load_billing_config
 from daylite.catalog import Catalog, build_catalog, read_config_file
 from daylite.clock import SystemClock
 from daylite.logs import configure_logging
@@ -38,6 +39,9 @@ def load_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
     catalog = build_catalog(
         config, source, simulate_unrouted=settings.simulate_unrouted
     )
+    # Checked here as well as where billing starts, so a bad pack stops the
+    # start with exit code 2 and a message, before anything is served.
+    load_billing_config(config.get("billing", {}), environ)
     return Runtime(settings, catalog, config)
 
 

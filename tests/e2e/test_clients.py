@@ -130,3 +130,30 @@ def test_start_refuses_a_model_without_a_price(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "model 'free-lunch' has no output price" in result.stderr
+
+
+def test_start_refuses_a_bad_credit_pack_with_exit_code_2(tmp_path: Path) -> None:
+    from daylite.catalog import default_config_text
+
+    config = tmp_path / "daylite.toml"
+    config.write_text(
+        default_config_text() + '\n[billing]\n[[billing.packs]]\nid = "starter"\n'
+        'price_usd = "10.001"\ncredits_usd = "10"\n'
+    )
+    env = {
+        **os.environ,
+        "DAYLITE_DATA_DIR": str(tmp_path),
+        "DAYLITE_CONFIG": str(config),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "daylite", "serve", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert "price_usd = '10.001' is not valid" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -261,3 +261,31 @@ def test_every_path_answers_with_a_trailing_slash_and_a_request_id(
     assert response.status_code in (200, 404)
     assert response.status_code == 200 or path == "/v1/webhook/"
     assert response.headers["x-daylite-request-id"].startswith("req_")
+
+
+def test_a_stalled_stream_ends_with_a_stalled_error_not_a_broken_one(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    with (
+        GatewayServer(
+            tmp_path / "gw", config_for(upstream.url), stream_idle_timeout=0.5
+        ) as gw,
+        gw.http() as http,
+        http.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={
+                "model": "llama-3.3-70b",
+                "stream": True,
+                "messages": [{"role": "user", "content": "x words=3 slow=2000"}],
+            },
+        ) as response,
+    ):
+        lines = [line for line in response.iter_lines() if line.startswith("data:")]
+        entry = gw.ledger(response.headers["x-daylite-request-id"])
+
+    assert orjson.loads(lines[-1][6:])["error"]["code"] == "backend_stream_stalled"
+    assert (entry["status"], entry["error_code"]) == (
+        "backend_error",
+        "backend_stream_stalled",
+    )

@@ -110,6 +110,24 @@ async def _serve(
     return Response(orjson.dumps(data), headers=headers, media_type="application/json")
 
 
+# How a stream that did not finish ends for the client: an error event in
+# OpenAI's shape instead of [DONE], so SDKs raise rather than take a cut-off
+# answer for a whole one. Either way it is billed for what was generated.
+_STREAM_PROBLEMS = {
+    "broken": (
+        "backend_stream_broken",
+        "The backend broke off the stream; the answer is incomplete and was "
+        "billed for what was generated.",
+    ),
+    "idle": (
+        "backend_stream_stalled",
+        "The backend sent nothing for longer than the stream idle timeout "
+        "(DAYLITE_STREAM_IDLE_TIMEOUT); the answer is incomplete and was billed "
+        "for what was generated.",
+    ),
+}
+
+
 async def _until_disconnect(receive: Receive) -> None:
     while True:
         message: Message = await receive()
@@ -202,43 +220,35 @@ class RelayResponse(Response):
         metered = self.gateway.meter(
             call, relay.usage, relay.output_bytes, relay.content_chunks
         )
-        broken = relay.outcome in ("broken", "idle")
-        status = "abandoned" if abandoned else ("backend_error" if broken else "ok")
+        problem = _STREAM_PROBLEMS.get(relay.outcome)
+        status = "abandoned" if abandoned else ("backend_error" if problem else "ok")
         entry = self.gateway.success_entry(self.draft, self.route, metered, status)
+        if problem and not abandoned:
+            entry.error_code = problem[0]
         await self.gateway.record(self.draft, entry)
-        return self._tail(metered, broken) if not abandoned else b""
+        return b"" if abandoned else self._tail(metered, problem)
 
-    def _tail(self, metered: Any, broken: bool) -> bytes:
+    def _tail(self, metered: Any, problem: tuple[str, str] | None) -> bytes:
         tail = b""
         options = self.call.payload.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage") is True:
-            usage: dict[str, Any] = dict(self.relay.usage or {})
             count = metered.count
-            if not usage:
-                usage = {
-                    "prompt_tokens": count.tokens_in,
-                    "completion_tokens": count.tokens_out,
-                    "total_tokens": count.tokens_in + count.tokens_out,
-                }
+            usage: dict[str, Any] = {
+                "prompt_tokens": count.tokens_in,
+                "completion_tokens": count.tokens_out,
+                "total_tokens": count.tokens_in + count.tokens_out,
+            }
+            if count.counted_by == "backend" and isinstance(self.relay.usage, dict):
+                # The backend's own object, details and all, when it is believed.
+                usage = dict(self.relay.usage)
             usage["cost"] = format_usd(metered.cost_pico)
             chunk = {**self.relay.template, "choices": [], "usage": usage}
             tail += b"data: " + orjson.dumps(chunk) + b"\n\n"
-        if broken:
-            error = (
-                self.relay.error_event
-                or b"data: "
-                + orjson.dumps(
-                    {
-                        "error": {
-                            "message": "The backend broke off the stream; the answer "
-                            "is incomplete and was billed for what was generated.",
-                            "type": "api_error",
-                            "param": None,
-                            "code": "backend_stream_broken",
-                        }
-                    }
-                )
-                + b"\n\n"
-            )
-            return tail + error
-        return tail + DONE
+        if problem is None:
+            return tail + DONE
+        code, message = problem
+        error = {"message": message, "type": "api_error", "param": None, "code": code}
+        event = self.relay.error_event or (
+            b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+        )
+        return tail + event
