@@ -22,8 +22,8 @@ from benchmarks.run import (
     PYTHON,
     ROOT,
     _first_key,
-    _fund_account,
     _free_port,
+    _fund_account,
     _pin,
     _process,
     _set_budget,
@@ -44,15 +44,18 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-async def drive(url: str, key: str, total: int, concurrency: int, pid: int,
-                deadline: float) -> list[tuple[int, float]]:
+async def drive(
+    url: str, key: str, total: int, concurrency: int, pid: int, deadline: float
+) -> list[tuple[int, float]]:
     samples: list[tuple[int, float]] = [(0, rss_mb(pid))]
     sent = 0
     failures = 0
-    headers = {"authorization": f"Bearer {key}", "content-type": "application/json",
-               "x-daylite-customer": "bench"}
+    headers = {
+        "authorization": f"Bearer {key}",
+        "content-type": "application/json",
+        "x-daylite-customer": "bench",
+    }
     async with aiohttp.ClientSession(headers=headers) as session:
-
         done = 0
 
         async def worker() -> None:
@@ -82,31 +85,46 @@ def main(argv: list[str] | None = None) -> int:
     fake_port, gateway_port = _free_port(), _free_port()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
-        fake = [*_pin(1), PYTHON, str(ROOT / "tests/fakes/upstream.py"),
-                "--port", str(fake_port)]
-        gw_cmd, env = _start_gateway(data, f"http://127.0.0.1:{fake_port}/v1",
-                                     gateway_port)
+        fake = [
+            *_pin(1),
+            PYTHON,
+            str(ROOT / "tests/fakes/upstream.py"),
+            "--port",
+            str(fake_port),
+        ]
+        gw_cmd, env = _start_gateway(
+            data, f"http://127.0.0.1:{fake_port}/v1", gateway_port
+        )
         log = data / "gateway.log"
         with _process(fake), _process(gw_cmd, env, log) as gateway:
             _wait_http(f"http://127.0.0.1:{fake_port}/__stats")
             _wait_http(f"http://127.0.0.1:{gateway_port}/healthz")
             key = _first_key(log)
             _fund_account(env)
-            print(f"budget check: {_set_budget(f'http://127.0.0.1:{gateway_port}', key)}")
+            print(
+                f"budget check: {_set_budget(f'http://127.0.0.1:{gateway_port}', key)}"
+            )
             started = time.monotonic()
-            samples = asyncio.run(drive(
-                f"http://127.0.0.1:{gateway_port}/v1/chat/completions", key,
-                args.requests, args.concurrency, gateway.pid,
-                started + args.max_seconds,
-            ))
+            samples = asyncio.run(
+                drive(
+                    f"http://127.0.0.1:{gateway_port}/v1/chat/completions",
+                    key,
+                    args.requests,
+                    args.concurrency,
+                    gateway.pid,
+                    started + args.max_seconds,
+                )
+            )
             elapsed = time.monotonic() - started
     for count, mb in samples:
         print(f"{count:>8} requests  {mb:7.1f} MB")
     warm = next((mb for count, mb in samples if count >= 20_000), samples[0][1])
     last = samples[-1][1]
-    print(f"sent {samples[-1][0]} in {elapsed:.0f}s; after warm-up {warm:.1f} MB, "
-          f"end {last:.1f} MB, growth {100 * (last - warm) / warm:+.1f}%, "
-          f"peak {max(mb for _, mb in samples):.1f} MB")
+    print(
+        f"sent {samples[-1][0]} in {elapsed:.0f}s; after warm-up {warm:.1f} MB, "
+        f"end {last:.1f} MB, growth {100 * (last - warm) / warm:+.1f}%, "
+        f"peak {max(mb for _, mb in samples):.1f} MB"
+    )
     return 0
 
 

@@ -74,8 +74,9 @@ def _wait_http(url: str, deadline_s: float = 20) -> None:
 
 
 @contextlib.contextmanager
-def _process(args: list[str], env: dict[str, str] | None = None, log: Path | None = None
-             ) -> Iterator[subprocess.Popen[bytes]]:
+def _process(
+    args: list[str], env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -101,9 +102,23 @@ def wrk(url: str, body: str, key: str, connections: int, duration: int) -> Resul
         script.write(_LUA.format(body=body, key=key))
     try:
         output = subprocess.run(
-            [*_pin(1), "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
-             "--latency", "--timeout", "10s", "-s", script.name, url],
-            capture_output=True, text=True, timeout=duration + 30, check=True,
+            [
+                *_pin(1),
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{duration}s",
+                "--latency",
+                "--timeout",
+                "10s",
+                "-s",
+                script.name,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=duration + 30,
+            check=True,
         ).stdout
     finally:
         os.unlink(script.name)
@@ -120,13 +135,18 @@ def wrk(url: str, body: str, key: str, connections: int, duration: int) -> Resul
     return Result(rps, p50, p99, errors)
 
 
-def ttfb(host: str, port: int, body: str, key: str, count: int = 500) -> tuple[float, float]:
+def ttfb(
+    host: str, port: int, body: str, key: str, count: int = 500
+) -> tuple[float, float]:
     """Median and p99 milliseconds until the first event of a stream, one at a time."""
     import http.client
 
     connection = http.client.HTTPConnection(host, port, timeout=10)
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}",
-               "X-Daylite-Customer": "bench"}
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {key}",
+        "X-Daylite-Customer": "bench",
+    }
     times = []
     for _ in range(count):
         started = time.perf_counter()
@@ -164,7 +184,9 @@ routes = [{{ backend = "fake" }}]
 """
 
 
-def _start_gateway(data: Path, upstream_url: str, port: int) -> tuple[list[str], dict[str, str]]:
+def _start_gateway(
+    data: Path, upstream_url: str, port: int
+) -> tuple[list[str], dict[str, str]]:
     (data / "daylite.toml").write_text(_config(upstream_url))
     env = {
         **os.environ,
@@ -192,11 +214,18 @@ def _fund_account(env: dict[str, str]) -> None:
     turn the rest into 402s; a paid plan also exercises the credit debit.
     """
     daylite = str(Path(PYTHON).parent / "daylite")
-    listing = subprocess.run([daylite, "accounts", "list"], env=env, check=True,
-                             capture_output=True, text=True).stdout
+    listing = subprocess.run(
+        [daylite, "accounts", "list"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     account = re.search(r"(acct_\w+)", listing).group(1)  # type: ignore[union-attr]
-    for args in (["credits", "grant", account, "1000000", "--reason", "benchmark"],
-                 ["accounts", "set-plan", account, "pro"]):
+    for args in (
+        ["credits", "grant", account, "1000000", "--reason", "benchmark"],
+        ["accounts", "set-plan", account, "pro"],
+    ):
         subprocess.run([daylite, *args], env=env, check=True, capture_output=True)
     time.sleep(2.5)  # the gateway re-reads balances changed elsewhere every 2 s
 
@@ -205,8 +234,12 @@ def _set_budget(base: str, key: str) -> str:
     response = httpx.post(
         f"{base}/v1/budgets",
         headers={"authorization": f"Bearer {key}"},
-        json={"customer_id": "bench", "monthly_cap_usd": "1000000",
-              "action_on_cap": "block", "alert_thresholds": [0.9]},
+        json={
+            "customer_id": "bench",
+            "monthly_cap_usd": "1000000",
+            "action_on_cap": "block",
+            "alert_thresholds": [0.9],
+        },
         timeout=10,
     )
     return "on" if response.status_code in (200, 201) else "unavailable"
@@ -223,7 +256,8 @@ def _litellm_command(upstream_url: str, port: int, workdir: Path) -> list[str]:
         subprocess.run([PYTHON, "-m", "venv", str(LITELLM_VENV)], check=True)
         subprocess.run(
             [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]"],
-            check=True, timeout=900,
+            check=True,
+            timeout=900,
         )
     config = workdir / "litellm.yaml"
     config.write_text(
@@ -234,16 +268,27 @@ def _litellm_command(upstream_url: str, port: int, workdir: Path) -> list[str]:
         f"      api_base: {upstream_url}\n"
         "      api_key: fake\n"
     )
-    return [*_pin(0), str(binary), "--config", str(config), "--port", str(port),
-            "--num_workers", "1"]
+    return [
+        *_pin(0),
+        str(binary),
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", default="1,16,64")
-    parser.add_argument("--litellm", action="store_true",
-                        help="also measure LiteLLM proxy (installed on first use)")
+    parser.add_argument(
+        "--litellm",
+        action="store_true",
+        help="also measure LiteLLM proxy (installed on first use)",
+    )
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -255,15 +300,23 @@ def main(argv: list[str] | None = None) -> int:
         litellm_url = None
         if args.litellm:
             upstream = f"http://127.0.0.1:{fake_port}/v1"
-            stack.enter_context(_process(
-                _litellm_command(upstream, litellm_port, data),
-                log=data / "litellm.log",
-            ))
+            stack.enter_context(
+                _process(
+                    _litellm_command(upstream, litellm_port, data),
+                    log=data / "litellm.log",
+                )
+            )
             litellm_url = f"http://127.0.0.1:{litellm_port}"
-        fake_cmd = [*_pin(1), PYTHON, str(ROOT / "tests/fakes/upstream.py"),
-                    "--port", str(fake_port)]
-        gw_cmd, env = _start_gateway(data, f"http://127.0.0.1:{fake_port}/v1",
-                                     gateway_port)
+        fake_cmd = [
+            *_pin(1),
+            PYTHON,
+            str(ROOT / "tests/fakes/upstream.py"),
+            "--port",
+            str(fake_port),
+        ]
+        gw_cmd, env = _start_gateway(
+            data, f"http://127.0.0.1:{fake_port}/v1", gateway_port
+        )
         log = data / "gateway.log"
         with _process(fake_cmd), _process(gw_cmd, env, log):
             _wait_http(f"http://127.0.0.1:{fake_port}/__stats")
@@ -274,34 +327,58 @@ def main(argv: list[str] | None = None) -> int:
             if litellm_url:
                 _wait_http(f"{litellm_url}/health/liveliness", deadline_s=120)
             print(f"budget check: {budget}; duration {args.duration}s per cell")
-            print(f"{'case':28} {'direct req/s':>13} {'daylite req/s':>14} {'ratio':>6}"
-                  f" {'p50 ms d/g':>14} {'p99 ms d/g':>14} {'errors':>7}")
+            print(
+                f"{'case':28} {'direct req/s':>13} {'daylite req/s':>14} {'ratio':>6}"
+                f" {'p50 ms d/g':>14} {'p99 ms d/g':>14} {'errors':>7}"
+            )
             for stream in (False, True):
                 body = _body(stream)
                 for c in levels:
-                    direct = wrk(f"http://127.0.0.1:{fake_port}/v1/chat/completions",
-                                 body, key, c, args.duration)
-                    gateway = wrk(f"http://127.0.0.1:{gateway_port}/v1/chat/completions",
-                                  body, key, c, args.duration)
+                    direct = wrk(
+                        f"http://127.0.0.1:{fake_port}/v1/chat/completions",
+                        body,
+                        key,
+                        c,
+                        args.duration,
+                    )
+                    gateway = wrk(
+                        f"http://127.0.0.1:{gateway_port}/v1/chat/completions",
+                        body,
+                        key,
+                        c,
+                        args.duration,
+                    )
                     name = f"{'stream 20 chunks' if stream else 'non-stream'} c={c}"
-                    print(f"{name:28} {direct.rps:13.0f} {gateway.rps:14.0f} "
-                          f"{gateway.rps / direct.rps:6.2f} "
-                          f"{direct.p50_ms:6.2f}/{gateway.p50_ms:<7.2f}"
-                          f"{direct.p99_ms:6.2f}/{gateway.p99_ms:<7.2f}"
-                          f"{direct.errors + gateway.errors:7d}", flush=True)
+                    print(
+                        f"{name:28} {direct.rps:13.0f} {gateway.rps:14.0f} "
+                        f"{gateway.rps / direct.rps:6.2f} "
+                        f"{direct.p50_ms:6.2f}/{gateway.p50_ms:<7.2f}"
+                        f"{direct.p99_ms:6.2f}/{gateway.p99_ms:<7.2f}"
+                        f"{direct.errors + gateway.errors:7d}",
+                        flush=True,
+                    )
                     if litellm_url:
-                        other = wrk(f"{litellm_url}/v1/chat/completions", body, key,
-                                    c, args.duration)
-                        print(f"{'  litellm ' + name:28} {'':13} {other.rps:14.0f} "
-                              f"{other.rps / direct.rps:6.2f} {'':6} {other.p50_ms:<7.2f}"
-                              f" {'':5} {other.p99_ms:<7.2f}{other.errors:7d}",
-                              flush=True)
+                        other = wrk(
+                            f"{litellm_url}/v1/chat/completions",
+                            body,
+                            key,
+                            c,
+                            args.duration,
+                        )
+                        print(
+                            f"{'  litellm ' + name:28} {'':13} {other.rps:14.0f} "
+                            f"{other.rps / direct.rps:6.2f} {'':6} {other.p50_ms:<7.2f}"
+                            f" {'':5} {other.p99_ms:<7.2f}{other.errors:7d}",
+                            flush=True,
+                        )
             body = _body(True)
             direct_ttfb = ttfb("127.0.0.1", fake_port, body, key)
             gateway_ttfb = ttfb("127.0.0.1", gateway_port, body, key)
-            print(f"{'stream TTFB c=1 (ms)':28} p50 {direct_ttfb[0]:.2f} direct, "
-                  f"{gateway_ttfb[0]:.2f} daylite; p99 {direct_ttfb[1]:.2f} direct, "
-                  f"{gateway_ttfb[1]:.2f} daylite")
+            print(
+                f"{'stream TTFB c=1 (ms)':28} p50 {direct_ttfb[0]:.2f} direct, "
+                f"{gateway_ttfb[0]:.2f} daylite; p99 {direct_ttfb[1]:.2f} direct, "
+                f"{gateway_ttfb[1]:.2f} daylite"
+            )
     return 0
 
 

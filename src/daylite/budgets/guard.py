@@ -145,7 +145,8 @@ def clamp(call: Call, budget_pico: int) -> None:
     # Lower the limits the client sent, and add max_tokens only when it sent
     # none: reasoning models refuse max_tokens beside max_completion_tokens.
     sent = [k for k in ("max_tokens", "max_completion_tokens") if k in call.payload]
-    payload = {**call.payload, **{key: tokens for key in sent or ["max_tokens"]}}
+    lowered: dict[str, int] = {key: tokens for key in sent or ["max_tokens"]}
+    payload = {**call.payload, **lowered}
     call.payload = payload
     call.output_bound = output_bound(payload, call.model.max_output_tokens)
     call.worst_case_pico = input_cost + call.output_bound * price

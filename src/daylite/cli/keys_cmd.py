@@ -11,6 +11,7 @@ from daylite.accounts import get_account
 from daylite.auth import KeyStore
 from daylite.cli.common import engine_for_cli
 from daylite.clock import SystemClock
+from daylite.runtime import load_runtime
 from daylite.storage.tables import api_keys
 from daylite.timefmt import iso_from_us
 
@@ -79,8 +80,24 @@ async def list_keys(args: argparse.Namespace) -> int:
 
 
 async def revoke_key(args: argparse.Namespace) -> int:
+    settings = load_runtime().settings
     async with engine_for_cli() as engine:
-        revoked = await KeyStore(engine, SystemClock()).revoke(args.key_id)
+        keys = KeyStore(engine, SystemClock())
+        shared = None
+        if settings.redis_url:
+            # With Redis, running gateways hear of it before their next request;
+            # without, they find it in the database within a second.
+            from daylite.revocation_redis import RedisRevocationFeed
+            from daylite.storage.redis import create_shared_redis
+
+            shared = create_shared_redis(settings)
+            await shared.start()
+            keys.feed = RedisRevocationFeed(shared)
+        try:
+            revoked = await keys.revoke(args.key_id)
+        finally:
+            if shared is not None:
+                await shared.close()
     if not revoked:
         print(f"daylite: no active key {args.key_id!r}")
         return 1
