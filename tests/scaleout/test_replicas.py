@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import pytest
 
+from tests.budgets.support import WebhookReceiver, signature_valid
 from tests.fakes.upstream import FakeUpstream
 from tests.scaleout.replicas import Deployment
 from tests.scaleout.services import fresh_database, fresh_prefix
@@ -197,3 +198,56 @@ def test_a_key_revoked_from_the_cli_is_refused_by_every_replica_within_a_poll(
                 time.sleep(0.1)
         assert statuses[-1].status_code == 401
         assert len(statuses) <= 21
+
+
+def test_alerts_fire_once_per_threshold_when_requests_alternate_replicas(
+    cluster: Deployment,
+) -> None:
+    """F09 across replicas: the same events as on one gateway, each sent once."""
+    first, second = cluster.replicas[0], cluster.replicas[1]
+    _, key = paid_account(cluster, first, "1")
+    body = {
+        "model": "llama-3.3-70b",
+        "max_tokens": 400,
+        "messages": [{"role": "user", "content": "x usage=0,400"}],
+    }
+    with WebhookReceiver() as hooks:
+        with http(first, key) as client:
+            secret = client.put("/v1/webhook", json={"url": hooks.url}).json()["secret"]
+            created = client.post(
+                "/v1/budgets",
+                json={
+                    "customer_id": "alterny",
+                    "monthly_cap_usd": "0.001",
+                    "action_on_cap": "block",
+                    "alert_thresholds": [0.5, 0.75],
+                },
+            )
+            assert created.status_code in (200, 201), created.text
+        statuses = []
+        for number in range(20):
+            replica = (first, second)[number % 2]
+            with http(replica, key) as client:
+                response = client.post(
+                    "/v1/chat/completions",
+                    json=body,
+                    headers={"x-daylite-customer": "alterny"},
+                )
+            statuses.append(response.status_code)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(hooks.accepted()) < 3:
+            time.sleep(0.1)
+        time.sleep(1.5)  # room for a duplicate to show up, if one were coming
+        accepted = hooks.accepted()
+
+    assert statuses == [200] * 4 + [429] * 16
+    summary = sorted(
+        (d.event["type"], d.event["threshold"], d.event["spend_usd"]) for d in accepted
+    )
+    assert summary == [
+        ("budget.cap_reached", "1", "0.0008"),
+        ("budget.threshold_crossed", "0.5", "0.0006"),
+        ("budget.threshold_crossed", "0.75", "0.0008"),
+    ]
+    for delivery in accepted:
+        assert signature_valid(secret, delivery.headers, delivery.body)
