@@ -104,7 +104,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error", exc_info=exc)
+    # Logged once, by InferenceFastPath, with the request id.
     return error_response(DayliteError("The gateway failed unexpectedly."))
 
 
@@ -230,6 +230,11 @@ class InferenceFastPath:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Starlette has already answered 500 in OpenAI's shape and re-raises
+            # for the server to log; logging it here instead keeps the client's
+            # keep-alive connection open rather than having the server reset it.
+            log.exception("unhandled error in a management route")
         finally:
             request_context.reset(token)
 

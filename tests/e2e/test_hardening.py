@@ -289,3 +289,46 @@ def test_a_stalled_stream_ends_with_a_stalled_error_not_a_broken_one(
         "backend_error",
         "backend_stream_stalled",
     )
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://[zz]/", "https://a]b/", "http://host:99999/"]
+)
+def test_a_malformed_webhook_url_is_a_400_and_the_connection_lives_on(
+    gateway: GatewayServer, url: str
+) -> None:
+    with gateway.http() as http:
+        refused = http.put("/v1/webhook", json={"url": url})
+        after = http.get("/v1/models")
+
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["param"] == "url"
+    assert after.status_code == 200
+
+
+def test_a_bug_in_a_route_is_an_openai_500_and_the_connection_lives_on(
+    tmp_path: Path, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.requests import Request
+    from starlette.routing import Route
+
+    from daylite import extensions
+
+    async def broken(request: Request) -> None:
+        raise RuntimeError("a bug")
+
+    routes = extensions.routes
+    monkeypatch.setattr(
+        extensions, "routes", lambda: [*routes(), Route("/v1/broken", broken)]
+    )
+    with (
+        GatewayServer(tmp_path / "gw", config_for(upstream.url)) as gw,
+        gw.http() as http,
+    ):
+        failed = http.get("/v1/broken")
+        after = http.get("/v1/models")
+
+    assert failed.status_code == 500
+    assert failed.json()["error"]["code"] == "internal_error"
+    assert failed.headers["x-daylite-request-id"].startswith("req_")
+    assert after.status_code == 200

@@ -43,9 +43,16 @@ def _url(value: Any) -> str:
             "'url' is required: the https:// address that receives budget alerts.",
             param="url",
         )
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        # urlsplit refuses unbalanced brackets and bad ports by raising.
+        parts, port_ok = None, False
     if (
-        len(value) > MAX_URL_LENGTH
+        parts is None
+        or not port_ok
+        or len(value) > MAX_URL_LENGTH
         or parts.scheme not in ("http", "https")
         or not parts.hostname
         or parts.fragment
