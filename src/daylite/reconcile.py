@@ -36,7 +36,7 @@ from daylite.billing.extension import account_loader
 from daylite.billing.plans import plan_for
 from daylite.budgets.store import read_spent
 from daylite.money import format_usd
-from daylite.storage.redis import SharedRedis
+from daylite.storage.redis import KEY_TTL_MS, SharedRedis
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ class Reconciler:
             truth.seq,
             truth.balance_pico,
             loaded.free_used,
-            credit_scripts.KEY_TTL_MS,
+            KEY_TTL_MS,
         ]
         keys = credit_scripts.credit_keys(self._shared, reading.account_id)
         await self._shared.run(credit_scripts.LOAD, keys, args)

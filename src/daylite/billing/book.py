@@ -134,7 +134,7 @@ class LocalCreditBook:
         reserved = sum(amount for amount, _ in account.credit_holds.values())
         available = account.snapshot.balance_pico - reserved
         if worst_case_pico > available:
-            raise _refusal(worst_case_pico, account.snapshot.balance_pico, reserved)
+            raise refusal(worst_case_pico, account.snapshot.balance_pico, reserved)
         account.credit_holds[reservation_id] = (worst_case_pico, now + self._ttl)
         return Reservation(reservation_id, account_id, period, False, worst_case_pico)
 
@@ -237,7 +237,7 @@ def _merge(
         account.free_used = max(account.free_used, loaded.free_used)
 
 
-def _refusal(worst_case: int, balance: int, reserved: int) -> InsufficientCreditsError:
+def refusal(worst_case: int, balance: int, reserved: int) -> InsufficientCreditsError:
     return InsufficientCreditsError(
         f"Insufficient credits: this request may cost up to {format_usd(worst_case)} "
         f"USD, but only {format_usd(max(0, balance - reserved))} USD is available "

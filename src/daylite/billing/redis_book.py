@@ -27,16 +27,21 @@ from daylite.billing.book import (
     Loader,
     Reservation,
     Settlement,
-    _refusal,
+    refusal,
 )
 from daylite.billing.credits import Snapshot
 from daylite.billing.plans import plan_for
-from daylite.storage.redis import LUA_GUARD, LUA_MONEY, SharedRedis, redis_unavailable
+from daylite.storage.redis import (
+    KEY_TTL_MS,
+    LUA_GUARD,
+    LUA_MONEY,
+    RETRY_LIMIT,
+    SharedRedis,
+    redis_unavailable,
+)
 
 log = logging.getLogger(__name__)
 
-KEY_TTL_MS = 35 * 24 * 3600 * 1000
-_RETRY_LIMIT = 10_000
 
 _COMMON = """
 local function now_ms()
@@ -232,7 +237,7 @@ class RedisCreditBook:
                 fresh = "1"
                 continue
             if reply[0] == "no":
-                raise _refusal(worst_case_pico, int(reply[1]), int(reply[2]))
+                raise refusal(worst_case_pico, int(reply[1]), int(reply[2]))
             if reply[0] == "free":
                 reservation = Reservation(
                     number, account_id, period, True, 0, int(reply[1])
@@ -317,7 +322,7 @@ class RedisCreditBook:
             await self._shared.run(source, keys, args)
         except RedisError as exc:
             self._shared.warn("could not settle in Redis; will retry", error=str(exc))
-            if len(self._retries) < _RETRY_LIMIT:
+            if len(self._retries) < RETRY_LIMIT:
                 self._retries.append((source, keys, args))
 
     async def _replay(self) -> None:

@@ -32,13 +32,17 @@ from daylite.budgets.reservations import (
     Ticket,
 )
 from daylite.clock import Clock
-from daylite.storage.redis import LUA_GUARD, LUA_MONEY, SharedRedis, redis_unavailable
+from daylite.storage.redis import (
+    KEY_TTL_MS,
+    LUA_GUARD,
+    LUA_MONEY,
+    RETRY_LIMIT,
+    SharedRedis,
+    redis_unavailable,
+)
 
 log = logging.getLogger(__name__)
 
-# A month is at most 31 days; a hash idle for longer belongs to a past month.
-KEY_TTL_MS = 35 * 24 * 3600 * 1000
-_RETRY_LIMIT = 10_000
 
 _EXPIRE = """
 local function expire(h, z, now)
@@ -262,7 +266,7 @@ class RedisReservationBook:
             return await self._shared.run(source, keys, args)
         except RedisError as exc:
             self._shared.warn("could not settle in Redis; will retry", error=str(exc))
-            if len(self._retries) < _RETRY_LIMIT:
+            if len(self._retries) < RETRY_LIMIT:
                 self._retries.append((source, keys, args))
             return None
 

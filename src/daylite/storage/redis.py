@@ -34,6 +34,12 @@ from daylite.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
+# A month is at most 31 days; a hash idle for longer belongs to a past month.
+KEY_TTL_MS = 35 * 24 * 3600 * 1000
+# Settlements waiting for Redis to come back; past this many they are dropped
+# and the reconciler repairs the counters from the database.
+RETRY_LIMIT = 10_000
+
 Hook = Callable[[], Awaitable[None]]
 
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
