@@ -35,6 +35,17 @@ def _budget(
     assert response.status_code in (200, 201), response.text
 
 
+def _stream(gateway: GatewayServer, body: dict[str, Any]) -> tuple[list[str], str]:
+    """The data lines of a streamed chat and its request id."""
+    payload = {"model": "llama-3.3-70b", "stream": True, **body}
+    with (
+        gateway.http() as http,
+        http.stream("POST", "/v1/chat/completions", json=payload) as response,
+    ):
+        lines = [line for line in response.iter_lines() if line.startswith("data:")]
+        return lines, response.headers["x-daylite-request-id"]
+
+
 def test_token_id_prompts_are_reserved_one_token_per_id(
     gateway: GatewayServer, upstream: FakeUpstream
 ) -> None:
@@ -113,21 +124,9 @@ def test_a_slow_answer_within_upstream_timeout_is_not_cut_by_the_idle_limit(
 def test_a_backend_that_ignores_n_still_ends_the_stream_cleanly(
     gateway: GatewayServer,
 ) -> None:
-    with (
-        gateway.http() as http,
-        http.stream(
-            "POST",
-            "/v1/chat/completions",
-            json={
-                "model": "llama-3.3-70b",
-                "n": 2,
-                "stream": True,
-                "messages": [{"role": "user", "content": "x usage=5,3"}],
-            },
-        ) as response,
-    ):
-        lines = [line for line in response.iter_lines() if line.startswith("data:")]
-        request_id = response.headers["x-daylite-request-id"]
+    lines, request_id = _stream(
+        gateway, {"n": 2, "messages": [{"role": "user", "content": "x usage=5,3"}]}
+    )
 
     assert lines[-1] == "data: [DONE]"
     assert gateway.ledger(request_id)["status"] == "ok"
@@ -136,21 +135,13 @@ def test_a_backend_that_ignores_n_still_ends_the_stream_cleanly(
 def test_gateway_counted_output_never_exceeds_max_tokens(
     gateway: GatewayServer,
 ) -> None:
-    with (
-        gateway.http() as http,
-        http.stream(
-            "POST",
-            "/v1/chat/completions",
-            json={
-                "model": "llama-3.3-70b",
-                "max_tokens": 2,
-                "stream": True,
-                "messages": [{"role": "user", "content": "x words=10 drop=5 nousage"}],
-            },
-        ) as response,
-    ):
-        list(response.iter_lines())
-        request_id = response.headers["x-daylite-request-id"]
+    _, request_id = _stream(
+        gateway,
+        {
+            "max_tokens": 2,
+            "messages": [{"role": "user", "content": "x words=10 drop=5 nousage"}],
+        },
+    )
 
     entry = gateway.ledger(request_id)
     assert (entry["status"], entry["counted_by"]) == ("backend_error", "gateway")
