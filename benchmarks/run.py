@@ -93,7 +93,11 @@ def _process(
 
 
 def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    """wrk's latency text (``812.00us``, ``1.20ms``, ``2.00s``) in milliseconds."""
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        return float("nan")
+    number, unit = match.groups()
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
@@ -248,7 +252,9 @@ def _set_budget(base: str, key: str) -> str:
 LITELLM_VENV = ROOT / "benchmarks" / ".litellm-venv"
 
 
-def _litellm_command(upstream_url: str, port: int, workdir: Path) -> list[str]:
+def _litellm_command(
+    upstream_url: str, port: int, workdir: Path, master_key: str
+) -> list[str]:
     """Install LiteLLM proxy into its own venv once, and the command to run it."""
     binary = LITELLM_VENV / "bin" / "litellm"
     if not binary.exists():
@@ -267,6 +273,8 @@ def _litellm_command(upstream_url: str, port: int, workdir: Path) -> list[str]:
         "      model: openai/llama-3.3-70b\n"
         f"      api_base: {upstream_url}\n"
         "      api_key: fake\n"
+        "general_settings:\n"
+        f"  master_key: {master_key}\n"
     )
     return [
         *_pin(0),
@@ -298,11 +306,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         data = Path(tmp)
         litellm_url = None
+        # LiteLLM refuses to start without a master key; a random one will do.
+        litellm_key = "sk-bench-" + os.urandom(16).hex()
         if args.litellm:
             upstream = f"http://127.0.0.1:{fake_port}/v1"
             stack.enter_context(
                 _process(
-                    _litellm_command(upstream, litellm_port, data),
+                    _litellm_command(upstream, litellm_port, data, litellm_key),
                     log=data / "litellm.log",
                 )
             )
@@ -361,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                         other = wrk(
                             f"{litellm_url}/v1/chat/completions",
                             body,
-                            key,
+                            litellm_key,
                             c,
                             args.duration,
                         )
