@@ -74,10 +74,9 @@ def _routes() -> list[Route]:
         ("/healthz", health.healthz, ["GET"]),
         ("/readyz", health.readyz, ["GET"]),
     ]
-    routes = []
-    for path, handler, methods in table:
-        routes.append(Route(path, handler, methods=methods))
-    return routes
+    # Inference POSTs never get here (InferenceFastPath serves them); their
+    # routes stay so that other methods on those paths get a 405.
+    return [Route(path, handler, methods=methods) for path, handler, methods in table]
 
 
 async def _daylite_error(request: Request, exc: Exception) -> Response:
@@ -144,13 +143,10 @@ def build_app(
             keys=keys,
             ledger=writer,
             guards=[part.guard for part in parts if part.guard is not None],
-            ledger_hooks=[part.ledger_hook for part in parts if part.ledger_hook],
             clock=clock,
         )
         writer.batch_hooks = [
-            hook
-            for part in parts
-            if (hook := getattr(part, "ledger_batch_hook", None)) is not None
+            part.ledger_batch_hook for part in parts if part.ledger_batch_hook
         ]
         for part in parts:
             await part.start()

@@ -24,7 +24,7 @@ from daylite.billing.extension import billing_extension
 from daylite.budgets.extension import create_budgets_extension
 from daylite.catalog import Catalog
 from daylite.clock import Clock
-from daylite.metering.ledger import SettleHook
+from daylite.metering.ledger import BatchHook
 from daylite.settings import Settings
 from daylite.usage.extension import create_usage_extension, usage_routes
 
@@ -49,15 +49,14 @@ class Services:
 class Extension(Protocol):
     """A part of the product.
 
-    ``ledger_hook`` runs once per ledger entry inside its transaction. An
-    extension may also define ``ledger_batch_hook(connection, entries)``, run
-    once per committed batch in the same transaction; prefer it for derived
-    tables, since one statement per batch is far cheaper than one per entry.
+    ``ledger_batch_hook(connection, entries)``, when set, runs once per
+    committed ledger batch inside that batch's transaction: one statement per
+    batch keeps derived tables (spend, debits, rollups) off the hot path.
     """
 
     name: str
     guard: Guard | None
-    ledger_hook: SettleHook | None
+    ledger_batch_hook: BatchHook | None
 
     async def start(self) -> None:
         """Begin background work; called once the app is ready to serve."""

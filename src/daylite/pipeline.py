@@ -30,7 +30,7 @@ from daylite.metering.estimate import (
     input_bound,
     output_bound,
 )
-from daylite.metering.ledger import LedgerEntry, LedgerWriter, SettleHook
+from daylite.metering.ledger import LedgerEntry, LedgerWriter
 from daylite.metering.pricing import TokenCount, cost_pico, count_from_usage
 from daylite.money import format_usd
 from daylite.routing import first_answer
@@ -139,7 +139,6 @@ class Gateway:
         ledger: LedgerWriter,
         guards: Sequence[Guard],
         clock: Clock,
-        ledger_hooks: Sequence[SettleHook] = (),
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -147,7 +146,6 @@ class Gateway:
         self.keys = keys
         self.ledger = ledger
         self.guards = list(guards)
-        self.ledger_hooks = list(ledger_hooks)
         self.clock = clock
         self.timeouts = Timeouts(
             connect=settings.connect_timeout,
@@ -339,8 +337,7 @@ class Gateway:
     async def record(self, draft: Draft, entry: LedgerEntry) -> None:
         """Commit ``entry`` with its holds' settlement, then free the holds."""
         try:
-            hooks = [hold.settle for hold in draft.holds]
-            await self.ledger.write(entry, [*hooks, *self.ledger_hooks])
+            await self.ledger.write(entry, [hold.settle for hold in draft.holds])
         finally:
             await release_all(draft.holds)
             draft.holds = []

@@ -118,8 +118,6 @@ def budget_routes() -> list[BaseRoute]:
     return [
         Route("/v1/budgets", put_budget, methods=["POST"]),
         Route("/v1/budgets", list_budgets, methods=["GET"]),
-        Route("/v1/budgets/", put_budget, methods=["POST"]),
-        Route("/v1/budgets/", list_budgets, methods=["GET"]),
         Route("/v1/budgets/{customer_id:path}", get_budget, methods=["GET"]),
         Route("/v1/budgets/{customer_id:path}", delete_budget, methods=["DELETE"]),
         Route("/v1/webhook", put_webhook, methods=["PUT"]),

@@ -17,7 +17,7 @@ from daylite.billing.plans import free_used
 from daylite.billing.settlement import Settler
 from daylite.clock import Clock
 from daylite.errors import ServiceUnavailableError
-from daylite.metering.ledger import SettleHook
+from daylite.metering.ledger import BatchHook
 
 if TYPE_CHECKING:
     from daylite.billing.stripe_checkout import StripeCheckout
@@ -46,7 +46,6 @@ class BillingExtension:
     """Wired once per process; handlers reach it as ``extensions["billing"]``."""
 
     name = NAME
-    ledger_hook: SettleHook | None = None
 
     def __init__(
         self, config: BillingConfig, engine: AsyncEngine, clock: Clock, ttl: float
@@ -60,7 +59,7 @@ class BillingExtension:
         self.settler = Settler()
         # Holds hand their claims to the settler; this hook applies them all in
         # the ledger batch's own transaction.
-        self.ledger_batch_hook = self.settler.apply
+        self.ledger_batch_hook: BatchHook | None = self.settler.apply
         self.guard: Guard | None = CreditGuard(self.book, self.settler)
         self._checkout: StripeCheckout | None = None
         self._webhooks: WebhookProcessor | None = None

@@ -22,7 +22,7 @@ from daylite.budgets.settlement import SpendRecorder
 from daylite.budgets.store import BudgetStore, read_spent
 from daylite.budgets.webhooks import WebhookSender
 from daylite.clock import Clock
-from daylite.metering.ledger import BatchHook, SettleHook
+from daylite.metering.ledger import BatchHook
 from daylite.money import format_usd
 from daylite.timefmt import iso_from_us
 
@@ -76,8 +76,7 @@ class BudgetsExtension:
             )
         budget_guard = BudgetGuard(self.store, self.book, services.clock)
         self.guard: Guard | None = budget_guard
-        self.ledger_hook: SettleHook | None = None
-        self.ledger_batch_hook: BatchHook = SpendRecorder(
+        self.ledger_batch_hook: BatchHook | None = SpendRecorder(
             self.store, budget_guard, services.clock
         )
         self.sender = WebhookSender(services.engine, services.settings)

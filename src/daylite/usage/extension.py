@@ -9,7 +9,7 @@ from starlette.routing import BaseRoute, Route
 from daylite.admission import Guard
 from daylite.api.requests import list_requests
 from daylite.api.usage import get_usage
-from daylite.metering.ledger import BatchHook, SettleHook
+from daylite.metering.ledger import BatchHook
 from daylite.usage.rollups import add_to_rollups
 
 if TYPE_CHECKING:
@@ -25,8 +25,7 @@ class UsageExtension:
 
     def __init__(self) -> None:
         self.guard: Guard | None = None
-        self.ledger_hook: SettleHook | None = None
-        self.ledger_batch_hook: BatchHook = add_to_rollups
+        self.ledger_batch_hook: BatchHook | None = add_to_rollups
 
     async def start(self) -> None:
         return None
