@@ -81,7 +81,8 @@ def test_simulated_backend_is_marked_and_metered(tmp_path: Path) -> None:
     assert raw.headers["x-daylite-cost"] == again.headers["x-daylite-cost"]
     assert listed["simulated"] is True
     assert (entry["backend"], entry["customer"]) == ("simulated", "demo")
-    assert entry["cost_pico"] > 0
+    # "Hello": 2 tokens plus 4 for the message in; 5 out, capped by max_tokens.
+    assert raw.headers["x-daylite-cost"] == "0.0000043"
 
 
 def test_health_and_readiness_need_no_key(gateway: GatewayServer) -> None:

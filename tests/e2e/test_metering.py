@@ -87,9 +87,17 @@ def test_missing_usage_is_counted_by_the_gateway_and_marked(
     raw = ask(gateway, "llama-3.3-70b", "hello there nousage words=8")
 
     entry = gateway.ledger(raw.headers["x-daylite-request-id"])
-    assert entry["counted_by"] == "gateway"
-    assert entry["tokens_out"] == int(raw.headers["x-daylite-tokens-out"]) > 0
-    assert entry["cost_pico"] > 0
+    # 27 bytes of prompt: 7 tokens plus 4 for the message; "w0 w1 ... w7" is
+    # 23 bytes of answer: 6 tokens. 11 x 0.30/M + 6 x 0.50/M.
+    assert (
+        raw.headers["x-daylite-tokens-in"],
+        raw.headers["x-daylite-tokens-out"],
+    ) == (
+        "11",
+        "6",
+    )
+    assert raw.headers["x-daylite-cost"] == "0.0000063"
+    assert (entry["counted_by"], entry["cost_pico"]) == ("gateway", 6_300_000)
 
 
 def test_every_parameter_passes_through_untouched(
